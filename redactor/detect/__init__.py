@@ -1,0 +1,35 @@
+"""Face detectors by name, and the compositions (tiles, ensembles) the CLI offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redactor.detect.base import Detector, create_detector, detector_names, nms, register
+from redactor.detect.tiling import EnsembleDetector, TiledDetector
+
+# Importing the backends registers them.
+from redactor.detect import blazeface, centerface  # noqa: E402,F401
+
+DETECTOR_CHOICES = ("blazeface", "centerface", "ensemble")
+
+
+def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | None = None,
+                   tile: int = 320, centerface_scale: float = 1.0) -> Detector:
+    """The detector the pipeline runs: BlazeFace is tiled (its input is 192 px); CenterFace scales instead."""
+    def blaze() -> Detector:
+        base = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
+        return TiledDetector(base, tile) if tile else base
+
+    def center() -> Detector:
+        return create_detector("centerface", threshold=threshold, models_dir=models_dir, scale=centerface_scale)
+
+    if name == "blazeface":
+        return blaze()
+    if name == "centerface":
+        return center()
+    if name == "ensemble":
+        return EnsembleDetector([blaze(), center()])
+    raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTOR_CHOICES)}")
+
+
+__all__ = ["Detector", "DETECTOR_CHOICES", "build_detector", "create_detector", "detector_names", "nms", "register"]

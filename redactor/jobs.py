@@ -1,0 +1,110 @@
+"""File jobs: which outputs to make from which inputs, and redacting one file safely."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+
+from redactor import __version__
+from redactor.errors import InputError, OutputError
+from redactor.media.atomic import atomic_path, check_writable
+from redactor.media.sink import EncodeSettings, ImageSink, VideoSink, is_image_path
+from redactor.media.source import FileSource
+from redactor.pipeline import FrameRecord, Pipeline, RunStats
+
+MEDIA_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
+                    ".3gp", ".mxf", ".h264", ".h265", ".hevc"} | {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Pair every input file with its output path; folders are walked and mirrored under `output`."""
+    for p in inputs:
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+    many = len(inputs) > 1 or any(p.is_dir() for p in inputs)
+    if not many:
+        return [(inputs[0], output)]
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: several inputs need an output folder, not a file")
+    pairs = []
+    for p in inputs:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS and not f.name.startswith("."):
+                    pairs.append((f, output / p.name / f.relative_to(p)))
+        else:
+            pairs.append((p, output / p.name))
+    if not pairs:
+        raise InputError("no video or image files found in the inputs")
+    targets = [t for _, t in pairs]
+    if len(set(targets)) != len(targets):
+        raise OutputError("two inputs would be written to the same output name")
+    return pairs
+
+
+def check_pair(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse anything that could overwrite or lose the user's input."""
+    if src.resolve() == dst.resolve() or (dst.exists() and os.path.samefile(src, dst)):
+        raise OutputError(f"{dst}: output would overwrite the input")
+    if not dst.suffix:
+        raise OutputError(f"{dst}: output needs a file extension (.mp4, .mkv, .png, ...) to choose its format")
+    check_writable(dst, overwrite)
+
+
+class ReportWriter:
+    """Streams the JSON sidecar frame by frame, so memory stays flat however long the input."""
+
+    def __init__(self, path: Path, header: dict) -> None:
+        self._fh = open(path, "w", encoding="utf-8")
+        self._fh.write(json.dumps(header)[:-1] + ', "frames": [\n')
+        self._sep = ""
+
+    def frame(self, record: FrameRecord) -> None:
+        self._fh.write(self._sep + json.dumps(record.__dict__))
+        self._sep = ",\n"
+
+    def finish(self, summary: dict) -> None:
+        self._fh.write('\n], "summary": ' + json.dumps(summary) + "}\n")
+        self._fh.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings, overwrite: bool = False,
+                report: Path | None = None, on_progress: Callable[[int], None] | None = None,
+                on_start: Callable[[int | None], None] | None = None) -> RunStats:
+    """Redact one file into `dst` atomically; nothing is left at `dst` (or `report`) unless it all succeeded."""
+    check_pair(src, dst, overwrite)
+    if report is not None:
+        check_pair(src, report, overwrite)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with FileSource(src) as source, ExitStack() as outputs:
+        info = source.info
+        if is_image_path(dst) and not info.is_image:
+            raise OutputError(f"{dst}: the input is a video; choose a video extension for the output")
+        if on_start is not None:
+            on_start(info.frames)
+        fps = float(info.rate) if info.rate else 25.0
+        writer = None
+        if report is not None:
+            writer = ReportWriter(outputs.enter_context(atomic_path(report)),
+                                  {"redactor": __version__, "input": str(src), "output": str(dst),
+                                   "settings": pipeline.settings.to_dict()})
+            outputs.callback(writer.close)
+
+        def on_frame(record: FrameRecord) -> None:
+            if writer is not None:
+                writer.frame(record)
+            if on_progress is not None:
+                on_progress(1)
+
+        tmp = outputs.enter_context(atomic_path(dst))
+        sink = ImageSink(tmp) if is_image_path(dst) else VideoSink(tmp, info, encode, None if info.is_image else src)
+        stats = pipeline.run(source, sink, fps, on_frame)
+        if writer is not None:
+            writer.finish(stats.to_dict())
+        return stats

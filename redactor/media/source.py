@@ -1,0 +1,95 @@
+"""Sources: decode a video or still image into upright RGB Frames with their original timing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from redactor.errors import InputError
+from redactor.types import Frame
+
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif", "image2pipe"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a sink needs to reproduce the input's timing; width/height are the coded (pre-rotation) size."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None
+    frames: int | None
+    duration: float | None
+    is_image: bool
+    codec: str
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply the display rotation so faces are upright for the detector and the output plays the same."""
+    turns = (round(rotation / 90) % 4) if rotation else 0
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+class FileSource:
+    """Decodes the first video stream of a file; iterate for Frames, `info` for geometry and timing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such file")
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: not a file")
+        try:
+            self._container = av.open(str(self.path), mode="r")
+        except (av.FFmpegError, UnicodeDecodeError, ValueError):
+            raise InputError(f"{self.path}: not a video or image FFmpeg can read") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{self.path}: contains no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        ctx = self._stream.codec_context
+        if not ctx.width or not ctx.height:
+            self._container.close()
+            raise InputError(f"{self.path}: video stream has no picture size (corrupt?)")
+        fmt = self._container.format.name
+        is_image = bool(set(fmt.split(",")) & IMAGE_FORMATS)
+        duration = float(self._stream.duration * self._stream.time_base) if self._stream.duration and self._stream.time_base else (
+            self._container.duration / av.time_base if self._container.duration else None)
+        self.info = VideoInfo(
+            width=ctx.width, height=ctx.height,
+            time_base=self._stream.time_base or Fraction(1, 25),
+            rate=self._stream.average_rate or self._stream.guessed_rate,
+            frames=self._stream.frames or None,
+            duration=duration,
+            is_image=is_image,
+            codec=ctx.name,
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                for vf in packet.decode():
+                    image = _upright(vf.to_ndarray(format="rgb24"), int(vf.rotation or 0))
+                    yield Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))
+                    index += 1
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: corrupt or truncated video at frame {index} ({exc.strerror or 'decode error'})") from None
+        if index == 0:
+            raise InputError(f"{self.path}: no decodable frames (corrupt or truncated?)")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,246 @@
+"""The stage chain: decode -> detect -> track -> look-ahead -> mask -> encode.
+
+Decode, detection/tracking and masking/encoding run in three threads (the heavy
+parts all release the GIL), so both cores stay busy. The fail-closed rule lives
+here: if detection fails on a frame, that frame is masked whole; if any stage
+fails outright, the run raises and the caller discards the output.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from redactor.detect import build_detector
+from redactor.errors import ProcessingError, RedactorError
+from redactor.mask.masker import Masker
+from redactor.media.sink import EncodeSettings
+from redactor.track.lookahead import LookAhead, Slot
+from redactor.track.tracker import Tracker
+from redactor.types import Detections, Frame, Regions
+
+
+@dataclass(frozen=True)
+class RedactSettings:
+    """Everything that changes what gets masked; recorded in reports so a run can be reproduced."""
+
+    detector: str = "blazeface"
+    threshold: float = 0.5
+    every: int = 1
+    tile: int = 320
+    centerface_scale: float = 1.0
+    mode: str = "blur"
+    shape: str = "ellipse"
+    mask_scale: float = 1.5
+    hold_seconds: float = 1.0
+    lookahead_seconds: float = 0.5
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError("--every must be >= 1")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("--threshold must be between 0 and 1")
+        if self.lookahead_seconds < 0 or self.hold_seconds < 0:
+            raise ValueError("look-ahead and hold must be >= 0 seconds")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FrameSink(Protocol):
+    def write(self, frame: Frame, image: np.ndarray) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+@dataclass
+class FrameRecord:
+    """What the report says about one output frame: no pixels, no identities."""
+
+    index: int
+    pts: int | None
+    tracks: list[int]
+    boxes: list[list[int]]
+    whole_frame: bool
+    reason: str
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    whole_frame: int = 0
+    detector_failures: int = 0
+    tracks: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "whole_frame_masked": self.whole_frame,
+                "detector_failures": self.detector_failures, "tracks": self.tracks,
+                "stage_seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A thread that runs `body` and keeps the first exception for the main thread to re-raise."""
+
+    def __init__(self, name: str, body: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._body, self._stop_event, self.error = body, stop, None
+
+    def run(self) -> None:
+        try:
+            self._body()
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self.error = exc
+            self._stop_event.set()
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> object:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
+
+
+class Pipeline:
+    """One redaction run's stages, built from settings; reusable for several files in a row."""
+
+    def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None) -> None:
+        self.settings = settings
+        self.detector = build_detector(settings.detector, threshold=settings.threshold, models_dir=models_dir,
+                                       tile=settings.tile, centerface_scale=settings.centerface_scale)
+        self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def detect(self, frame: Frame) -> tuple[Detections, str]:
+        """Detections for one frame, or an empty set and the reason the frame must be masked whole."""
+        try:
+            return self.detector.detect(frame.image), ""
+        except Exception as exc:  # fail closed: any detector fault masks the whole frame
+            return Detections.empty(), f"detector failed ({type(exc).__name__})"
+
+    def slots(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[Slot]:
+        """Detect, track and look ahead; yields frames in order with every box to mask."""
+        s = self.settings
+        tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.threshold / 2)
+        lookahead = LookAhead(int(round(s.lookahead_seconds * fps)), fps)
+        seen: set[int] = set()
+        clock = time.perf_counter
+        for frame in frames:
+            t0 = clock()
+            run = frame.index % s.every == 0
+            found, failure = self.detect(frame) if run else (Detections.empty(), "")
+            t1 = clock()
+            when = frame.seconds if frame.seconds is not None else frame.index / fps
+            tracked = tracker.update(found, when, detected=run and not failure)
+            seen.update(int(t) for t in tracked.tracker_id)
+            t2 = clock()
+            stats.seconds["detect"] += t1 - t0
+            stats.seconds["track"] += t2 - t1
+            if failure:
+                stats.detector_failures += 1
+            yield from lookahead.push(frame, tracked, failure)
+        yield from lookahead.flush()
+        stats.tracks = len(seen)
+
+    def regions(self, slot: Slot) -> Regions:
+        if slot.failure:
+            return Regions.everything(slot.failure)
+        boxes = np.array(slot.boxes, np.float32).reshape(-1, 4)
+        return self.masker.regions(boxes, slot.frame.width, slot.frame.height)
+
+    def run(self, frames: Iterable[Frame], sink: FrameSink, fps: float,
+            on_frame: Callable[[FrameRecord], None] | None = None) -> RunStats:
+        """Redact every frame into `sink`; on any error the sink is aborted and the error re-raised."""
+        stats = RunStats()
+        stop = threading.Event()
+        decoded: queue.Queue = queue.Queue(maxsize=8)
+        final: queue.Queue = queue.Queue(maxsize=8)
+
+        def decode() -> None:
+            it = iter(frames)
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, _END)
+                stats.seconds["decode"] += time.perf_counter() - t0
+                _put(decoded, frame, stop)
+                if frame is _END:
+                    return
+
+        def write() -> None:
+            while True:
+                slot = _get(final, stop)
+                if slot is _END:
+                    return
+                t0 = time.perf_counter()
+                regions = self.regions(slot)
+                image = self.masker.apply(slot.frame.image, regions)
+                t1 = time.perf_counter()
+                sink.write(slot.frame, image)
+                stats.seconds["mask"] += t1 - t0
+                stats.seconds["encode"] += time.perf_counter() - t1
+                stats.frames += 1
+                stats.whole_frame += int(regions.whole_frame)
+                if on_frame is not None:
+                    on_frame(FrameRecord(slot.frame.index, slot.frame.pts, sorted(set(slot.tracks)),
+                                         regions.boxes.tolist(), regions.whole_frame, regions.reason))
+
+        def incoming() -> Iterator[Frame]:
+            while True:
+                item = _get(decoded, stop)
+                if item is _END:
+                    return
+                yield item
+
+        stages = [_Stage("decode", decode, stop), _Stage("encode", write, stop)]
+        for st in stages:
+            st.start()
+        try:
+            for slot in self.slots(incoming(), fps, stats):
+                _put(final, slot, stop)
+            _put(final, _END, stop)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for st in stages:
+                st.join()
+            errors = [st.error for st in stages if st.error is not None]
+            if errors or stop.is_set():
+                sink.abort()
+        if errors:
+            err = errors[0]
+            if isinstance(err, RedactorError):
+                raise err
+            raise ProcessingError(f"{type(err).__name__} in pipeline: {err}") from None
+        sink.close()
+        return stats

@@ -1,0 +1,63 @@
+"""Constant-velocity Kalman filter over a box's centre and size.
+
+State: cx, cy, w, h and their velocities, in pixels and pixels per second, so
+the same tuning works at any frame rate (and across variable frame intervals).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_H = np.hstack([np.eye(4), np.zeros((4, 4))])
+
+
+def xyxy_to_z(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dtype=np.float64)
+
+
+def z_to_xyxy(z: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = z[:4]
+    w, h = max(w, 1.0), max(h, 1.0)
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+class KalmanBox:
+    """One face's motion estimate; `predict` advances it, `update` corrects it with a detection."""
+
+    def __init__(self, box: np.ndarray) -> None:
+        z = xyxy_to_z(box)
+        self.x = np.concatenate([z, np.zeros(4)])
+        size = max(z[2], z[3], 4.0)
+        # Position known to a tenth of the face; velocity unknown (up to ~2 face widths per second).
+        self.P = np.diag([(0.1 * size) ** 2] * 4 + [(2.0 * size) ** 2] * 4)
+
+    def predict(self, dt: float) -> np.ndarray:
+        f = np.eye(8)
+        f[:4, 4:] = np.eye(4) * dt
+        size = max(self.x[2], self.x[3], 4.0)
+        # Acceleration noise scaled to the face: people change pace, turn and crouch.
+        q = (1.5 * size) ** 2
+        g = np.vstack([np.eye(4) * dt * dt / 2, np.eye(4) * dt])
+        self.x = f @ self.x
+        self.P = f @ self.P @ f.T + g @ g.T * q
+        self.x[2] = max(self.x[2], 1.0)
+        self.x[3] = max(self.x[3], 1.0)
+        return z_to_xyxy(self.x)
+
+    def update(self, box: np.ndarray) -> np.ndarray:
+        z = xyxy_to_z(box)
+        r = np.eye(4) * (0.05 * max(z[2], z[3], 4.0)) ** 2
+        s = _H @ self.P @ _H.T + r
+        k = self.P @ _H.T @ np.linalg.inv(s)
+        self.x = self.x + k @ (z - _H @ self.x)
+        self.P = (np.eye(8) - k @ _H) @ self.P
+        return z_to_xyxy(self.x)
+
+    @property
+    def box(self) -> np.ndarray:
+        return z_to_xyxy(self.x)
+
+    def position_sigma(self) -> float:
+        """One standard deviation of the centre estimate, in pixels."""
+        return float(np.sqrt(max(self.P[0, 0], self.P[1, 1])))

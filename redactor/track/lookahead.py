@@ -1,0 +1,85 @@
+"""Look-ahead buffer: hold frames back so a face found later is also masked earlier.
+
+A face is usually detectable only some frames after it enters the picture, and
+with sparse detection a track's box between two detections is a guess. Holding
+N frames lets us paint a new track's first box back over the frames before it
+(with a margin that grows with the time gap) and replace guesses between two
+detections with the interpolated box as well (both stay masked).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from redactor.types import Detections, Frame
+
+
+@dataclass
+class Slot:
+    """A frame waiting to leave the buffer, with every box that must be masked on it."""
+
+    frame: Frame
+    boxes: list[np.ndarray] = field(default_factory=list)
+    failure: str = ""
+    tracks: list[int] = field(default_factory=list)
+
+
+class LookAhead:
+    """frames: how many frames are held back (0 disables backfill); speed: assumed face speed in face widths per second."""
+
+    def __init__(self, frames: int, fps: float, speed: float = 1.0) -> None:
+        if frames < 0:
+            raise ValueError("look-ahead must be >= 0 frames")
+        self.frames = frames
+        self.fps = max(fps, 1e-3)
+        self.speed = speed
+        self._slots: deque[Slot] = deque()
+        self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
+
+    def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
+        """Add one frame and its tracked boxes; return the slots that are now final."""
+        slot = Slot(frame, [b for b in np.asarray(tracked.xyxy, np.float32)], failure,
+                    [int(t) for t in tracked.tracker_id])
+        hits = tracked.data.get("hits", np.ones(len(tracked), int))
+        for box, tid, coasting, n in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted, hits):
+            if coasting:
+                continue
+            tid = int(tid)
+            if n == 1:
+                self._backfill(np.asarray(box, np.float32), frame.index)
+            elif tid in self._last_detected:
+                self._interpolate(tid, np.asarray(box, np.float32), frame.index)
+            self._last_detected[tid] = (frame.index, np.asarray(box, np.float32))
+        live = set(slot.tracks)
+        self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
+        self._slots.append(slot)
+        ready = []
+        while len(self._slots) > self.frames:
+            ready.append(self._slots.popleft())
+        return ready
+
+    def flush(self) -> list[Slot]:
+        ready = list(self._slots)
+        self._slots.clear()
+        self._last_detected.clear()
+        return ready
+
+    def _backfill(self, box: np.ndarray, index: int) -> None:
+        size = float(max(box[2] - box[0], box[3] - box[1]))
+        for slot in self._slots:
+            gap = (index - slot.frame.index) / self.fps
+            m = min(size, size * self.speed * gap)
+            slot.boxes.append(box + np.array([-m, -m, m, m], np.float32))
+
+    def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
+        start, first = self._last_detected[tid]
+        span = index - start
+        if span <= 1:
+            return
+        for slot in self._slots:
+            if start < slot.frame.index < index:
+                a = (slot.frame.index - start) / span
+                slot.boxes.append(first * (1 - a) + box * a)

@@ -1,0 +1,136 @@
+"""Multi-face tracker: Kalman motion + optimal assignment, ByteTrack-style two passes.
+
+A tracker here exists to keep masks on faces the detector momentarily misses,
+so every live track is reported every frame, detected or coasting, tentative
+or confirmed, and a coasting track's box widens with its position uncertainty.
+Settings are in seconds so they mean the same at any frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from redactor.track.kalman import KalmanBox
+from redactor.types import Detections
+
+_NO_MATCH = 1e6
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection-over-union of two xyxy box arrays."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    id: int
+    kf: KalmanBox
+    last_box: np.ndarray
+    last_seen: float
+    hits: int = 1
+
+
+class Tracker:
+    """Keeps one track per face across frames.
+
+    hold_seconds: how long a track is still masked after its last detection.
+    high / low: detections >= high may start tracks; those in [low, high) only
+    extend existing ones (a faint face next to where a face just was is that face).
+    """
+
+    def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
+                 match_gate: float = 1.0) -> None:
+        if hold_seconds < 0 or not 0 <= low <= high <= 1:
+            raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
+        self.hold_seconds = hold_seconds
+        self.high = high
+        self.low = low
+        self.match_gate = match_gate
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._time: float | None = None
+
+    def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
+        """Advance to time `t` (seconds) and fold in this frame's detections.
+
+        With detected=False the detector did not run on this frame: tracks coast
+        and no track ends for lack of a detection it was never offered.
+        """
+        dt = 0.0 if self._time is None else max(t - self._time, 0.0)
+        self._time = t
+        predicted = [tr.kf.predict(dt) for tr in self._tracks]
+        matched: dict[int, int] = {}
+        if detected and len(detections):
+            order = np.argsort(-detections.confidence)
+            high = [i for i in order if detections.confidence[i] >= self.high]
+            low = [i for i in order if self.low <= detections.confidence[i] < self.high]
+            free = list(range(len(self._tracks)))
+            for group in (high, low):
+                pairs = self._associate([predicted[k] for k in free], detections.xyxy[group])
+                for ti, di in pairs:
+                    matched[free[ti]] = group[di]
+                free = [k for k in free if k not in matched]
+            claimed = set(matched.values())
+            for k, di in matched.items():
+                tr = self._tracks[k]
+                tr.kf.update(detections.xyxy[di])
+                tr.last_box = np.asarray(detections.xyxy[di], np.float32)
+                tr.last_seen = t
+                tr.hits += 1
+            for di in high:
+                if di not in claimed:
+                    box = np.asarray(detections.xyxy[di], np.float32)
+                    self._tracks.append(_Track(self._next_id, KalmanBox(box), box, t))
+                    predicted.append(box)
+                    matched[len(self._tracks) - 1] = di
+                    self._next_id += 1
+        keep = [k for k, tr in enumerate(self._tracks) if t - tr.last_seen <= self.hold_seconds]
+        boxes, ids, coasting, hits = [], [], [], []
+        for k in keep:
+            tr = self._tracks[k]
+            if k in matched:
+                boxes.append(tr.last_box)
+            else:
+                boxes.append(_widen(predicted[k], tr.kf.position_sigma()))
+            ids.append(tr.id)
+            coasting.append(k not in matched)
+            hits.append(tr.hits)
+        self._tracks = [self._tracks[k] for k in keep]
+        if not boxes:
+            return Detections.empty("tracker")
+        conf = np.ones(len(boxes), np.float32)
+        return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
+                          data={"hits": np.array(hits)})
+
+    def _associate(self, tracks: list[np.ndarray], dets: np.ndarray) -> list[tuple[int, int]]:
+        if not tracks or not len(dets):
+            return []
+        t = np.array(tracks, np.float32)
+        iou = iou_matrix(t, dets)
+        tc = (t[:, :2] + t[:, 2:]) / 2
+        dc = (dets[:, :2] + dets[:, 2:]) / 2
+        size = np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1])[:, None]
+        dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / np.maximum(size, 1.0)
+        cost = np.where(iou > 0.1, 1.0 - iou, 1.0 + dist)
+        cost = np.where((iou > 0.1) | (dist < self.match_gate), cost, _NO_MATCH)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
+
+
+def _widen(box: np.ndarray, sigma: float) -> np.ndarray:
+    """Grow a predicted box by two standard deviations of its centre estimate."""
+    m = 2.0 * sigma
+    return np.array([box[0] - m, box[1] - m, box[2] + m, box[3] + m], np.float32)

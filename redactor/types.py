@@ -1,0 +1,167 @@
+"""The validated, immutable values that flow between pipeline stages.
+
+Every stage takes and returns these types, so a stage can be tested on its own
+and a malformed value is caught where it is made, not three stages later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded picture: RGB pixels plus where it sits in time.
+
+    `pts` and `time_base` come from the source untouched so the sink can keep
+    the original (possibly variable) timing.
+    """
+
+    index: int
+    image: np.ndarray
+    pts: int | None = None
+    time_base: Fraction | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+            raise ValueError("Frame.image must be a uint8 numpy array")
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+            raise ValueError(f"Frame.image must be HxWx3, got shape {img.shape}")
+        if self.index < 0:
+            raise ValueError("Frame.index must be >= 0")
+        object.__setattr__(self, "image", _readonly(img))
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def seconds(self) -> float | None:
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Face boxes found in one frame (or tracked into it).
+
+    Arrays all have length n. `tracker_id` is -1 for boxes no tracker has
+    claimed; `predicted` marks boxes a tracker carried forward without a
+    detection in this frame (they are still faces and still masked).
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    tracker_id: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    detector: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        n = len(xyxy)
+        conf = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        if len(conf) != n:
+            raise ValueError(f"confidence has {len(conf)} entries for {n} boxes")
+        if n and not np.all(np.isfinite(xyxy)):
+            raise ValueError("boxes must be finite")
+        if n and np.any(xyxy[:, 2:] < xyxy[:, :2]):
+            raise ValueError("boxes must have x2 >= x1 and y2 >= y1")
+        tid = np.full(n, -1, np.int64) if self.tracker_id is None else np.asarray(self.tracker_id, np.int64).reshape(-1)
+        pred = np.zeros(n, bool) if self.predicted is None else np.asarray(self.predicted, bool).reshape(-1)
+        if len(tid) != n or len(pred) != n:
+            raise ValueError("tracker_id and predicted must have one entry per box")
+        for key, value in self.data.items():
+            if len(value) != n:
+                raise ValueError(f"data[{key!r}] has {len(value)} entries for {n} boxes")
+        object.__setattr__(self, "xyxy", _readonly(xyxy))
+        object.__setattr__(self, "confidence", _readonly(conf))
+        object.__setattr__(self, "tracker_id", _readonly(tid))
+        object.__setattr__(self, "predicted", _readonly(pred))
+
+    @classmethod
+    def empty(cls, detector: str = "") -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), detector=detector)
+
+    @classmethod
+    def merge(cls, parts: list[Detections]) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        keys = set(parts[0].data)
+        if any(set(p.data) != keys for p in parts):
+            raise ValueError("cannot merge detections with different data keys")
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.tracker_id for p in parts]),
+            np.concatenate([p.predicted for p in parts]),
+            detector="+".join(dict.fromkeys(p.detector for p in parts)),
+            data={k: np.concatenate([np.asarray(p.data[k]) for p in parts]) for k in keys},
+        )
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: Any) -> Detections:
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Detections(
+            self.xyxy[index],
+            self.confidence[index],
+            self.tracker_id[index],
+            self.predicted[index],
+            detector=self.detector,
+            data={k: np.asarray(v)[index] for k, v in self.data.items()},
+        )
+
+    @property
+    def widths(self) -> np.ndarray:
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
+
+    @property
+    def heights(self) -> np.ndarray:
+        return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+
+@dataclass(frozen=True)
+class Regions:
+    """What the kernels blur in one frame: integer pixel boxes, or everything.
+
+    `whole_frame` is the fail-closed answer when a stage could not decide.
+    Boxes are rounded outward and clipped, so no sliver of a face is left.
+    """
+
+    boxes: np.ndarray
+    whole_frame: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.int32).reshape(-1, 4) if np.size(self.boxes) else np.zeros((0, 4), np.int32)
+        if len(boxes) and np.any(boxes[:, 2:] <= boxes[:, :2]):
+            raise ValueError("region boxes must have positive size")
+        object.__setattr__(self, "boxes", _readonly(boxes))
+
+    @classmethod
+    def everything(cls, reason: str) -> Regions:
+        return cls(np.zeros((0, 4), np.int32), whole_frame=True, reason=reason)
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])

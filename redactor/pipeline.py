@@ -55,6 +55,18 @@ class RedactSettings:
         return asdict(self)
 
 
+class Recogniser(Protocol):
+    """Decides which tracks a lawful watchlist match allows to stay clear; everything else is masked.
+
+    `observe` sees every frame's tracks (it may embed some of them); `revealed`
+    is the set of track ids confirmed as matches that the deployment reveals.
+    """
+
+    def observe(self, frame: Frame, tracked: Detections) -> None: ...
+    def revealed(self) -> frozenset[int]: ...
+    def close(self) -> None: ...
+
+
 class FrameSink(Protocol):
     def write(self, frame: Frame, image: np.ndarray) -> None: ...
     def close(self) -> None: ...
@@ -126,14 +138,18 @@ def _get(q: queue.Queue, stop: threading.Event) -> object:
 class Pipeline:
     """One redaction run's stages, built from settings; reusable for several files in a row."""
 
-    def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None) -> None:
+    def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None,
+                 recogniser: Recogniser | None = None) -> None:
         self.settings = settings
+        self.recogniser = recogniser
         self.detector = build_detector(settings.detector, threshold=settings.threshold, models_dir=models_dir,
                                        tile=settings.tile, centerface_scale=settings.centerface_scale)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:
         self.detector.close()
+        if self.recogniser is not None:
+            self.recogniser.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -164,6 +180,10 @@ class Pipeline:
             tracked = tracker.update(found, when, detected=run and not failure)
             seen.update(int(t) for t in tracked.tracker_id)
             t2 = clock()
+            if self.recogniser is not None and not failure:
+                self.recogniser.observe(frame, tracked)
+                stats.seconds["recognise"] += clock() - t2
+                t2 = clock()
             stats.seconds["detect"] += t1 - t0
             stats.seconds["track"] += t2 - t1
             if failure:
@@ -173,9 +193,14 @@ class Pipeline:
         stats.tracks = len(seen)
 
     def regions(self, slot: Slot) -> Regions:
+        """Every box of every track, unless the recogniser confirmed that track as a revealed match."""
         if slot.failure:
             return Regions.everything(slot.failure)
-        boxes = np.array(slot.boxes, np.float32).reshape(-1, 4)
+        keep = slot.boxes
+        if self.recogniser is not None:
+            revealed = self.recogniser.revealed()
+            keep = [b for b, owner in zip(slot.boxes, slot.owners) if owner not in revealed]
+        boxes = np.array(keep, np.float32).reshape(-1, 4)
         return self.masker.regions(boxes, slot.frame.width, slot.frame.height)
 
     def run(self, frames: Iterable[Frame], sink: FrameSink, fps: float,

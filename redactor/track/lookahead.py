@@ -19,12 +19,24 @@ from redactor.types import Detections, Frame
 
 @dataclass
 class Slot:
-    """A frame waiting to leave the buffer, with every box that must be masked on it."""
+    """A frame waiting to leave the buffer, with every box that must be masked on it.
+
+    `owners[i]` is the track id behind `boxes[i]`, so a later decision about a
+    track (e.g. a confirmed watchlist match) applies to its backfilled boxes too.
+    """
 
     frame: Frame
     boxes: list[np.ndarray] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
     failure: str = ""
-    tracks: list[int] = field(default_factory=list)
+
+    @property
+    def tracks(self) -> list[int]:
+        return sorted(set(self.owners))
+
+    def add(self, owner: int, box: np.ndarray) -> None:
+        self.boxes.append(np.asarray(box, np.float32))
+        self.owners.append(owner)
 
 
 class LookAhead:
@@ -41,15 +53,16 @@ class LookAhead:
 
     def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
         """Add one frame and its tracked boxes; return the slots that are now final."""
-        slot = Slot(frame, [b for b in np.asarray(tracked.xyxy, np.float32)], failure,
-                    [int(t) for t in tracked.tracker_id])
+        slot = Slot(frame, failure=failure)
+        for box, tid in zip(tracked.xyxy, tracked.tracker_id):
+            slot.add(int(tid), box)
         hits = tracked.data.get("hits", np.ones(len(tracked), int))
         for box, tid, coasting, n in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted, hits):
             if coasting:
                 continue
             tid = int(tid)
             if n == 1:
-                self._backfill(np.asarray(box, np.float32), frame.index)
+                self._backfill(tid, np.asarray(box, np.float32), frame.index)
             elif tid in self._last_detected:
                 self._interpolate(tid, np.asarray(box, np.float32), frame.index)
             self._last_detected[tid] = (frame.index, np.asarray(box, np.float32))
@@ -67,12 +80,12 @@ class LookAhead:
         self._last_detected.clear()
         return ready
 
-    def _backfill(self, box: np.ndarray, index: int) -> None:
+    def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
         size = float(max(box[2] - box[0], box[3] - box[1]))
         for slot in self._slots:
             gap = (index - slot.frame.index) / self.fps
             m = min(size, size * self.speed * gap)
-            slot.boxes.append(box + np.array([-m, -m, m, m], np.float32))
+            slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
 
     def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
         start, first = self._last_detected[tid]
@@ -82,4 +95,4 @@ class LookAhead:
         for slot in self._slots:
             if start < slot.frame.index < index:
                 a = (slot.frame.index - start) / span
-                slot.boxes.append(first * (1 - a) + box * a)
+                slot.add(tid, first * (1 - a) + box * a)

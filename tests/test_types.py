@@ -1,0 +1,189 @@
+"""Frame, Detections and Regions: validation at construction, immutability, and the collection helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import AbstractContextManager
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from redactor.types import Detections, Frame, Regions
+from tests.helpers import DoesNotRaise
+
+BOX = [10.0, 20.0, 50.0, 70.0]
+
+
+@pytest.mark.parametrize(
+    ("image", "index", "exception"),
+    [
+        (np.zeros((4, 6, 3), np.uint8), 0, DoesNotRaise()),
+        (np.zeros((1, 1, 3), np.uint8), 7, DoesNotRaise()),
+        (np.zeros((4, 6, 3), np.float32), 0, pytest.raises(ValueError, match="uint8")),
+        (np.zeros((4, 6), np.uint8), 0, pytest.raises(ValueError, match="HxWx3")),
+        (np.zeros((4, 6, 4), np.uint8), 0, pytest.raises(ValueError, match="HxWx3")),
+        (np.zeros((0, 6, 3), np.uint8), 0, pytest.raises(ValueError, match="HxWx3")),
+        (np.zeros((4, 0, 3), np.uint8), 0, pytest.raises(ValueError, match="HxWx3")),
+        ([[[0, 0, 0]]], 0, pytest.raises(ValueError, match="uint8")),
+        (np.zeros((4, 6, 3), np.uint8), -1, pytest.raises(ValueError, match="index")),
+    ],
+)
+def test_frame_validation(image: np.ndarray, index: int, exception: AbstractContextManager) -> None:
+    with exception:
+        frame = Frame(index, image)
+        assert (frame.height, frame.width) == image.shape[:2]
+
+
+def test_frame_is_immutable() -> None:
+    frame = Frame(0, np.zeros((4, 6, 3), np.uint8), pts=3, time_base=Fraction(1, 25))
+    with pytest.raises(ValueError, match="read-only"):
+        frame.image[0, 0, 0] = 255
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.index = 1  # type: ignore[misc]
+    assert frame.seconds == pytest.approx(0.12)
+    assert Frame(0, frame.image).seconds is None
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "confidence", "kwargs", "exception"),
+    [
+        ([BOX], [0.9], {}, DoesNotRaise()),
+        ([BOX, BOX], [0.9, 0.1], {"tracker_id": [1, 2], "predicted": [False, True]}, DoesNotRaise()),
+        (np.zeros((0, 4)), [], {}, DoesNotRaise()),
+        ([[5.0, 5.0, 5.0, 5.0]], [0.5], {}, DoesNotRaise()),
+        ([BOX], [0.9, 0.8], {}, pytest.raises(ValueError, match="confidence")),
+        ([BOX, BOX], [0.9], {}, pytest.raises(ValueError, match="confidence")),
+        ([[10.0, 20.0, 50.0]], [0.9], {}, pytest.raises(ValueError)),
+        ([[np.nan, 20.0, 50.0, 70.0]], [0.9], {}, pytest.raises(ValueError, match="finite")),
+        ([[10.0, 20.0, np.inf, 70.0]], [0.9], {}, pytest.raises(ValueError, match="finite")),
+        ([[50.0, 20.0, 10.0, 70.0]], [0.9], {}, pytest.raises(ValueError, match="x2 >= x1")),
+        ([[10.0, 70.0, 50.0, 20.0]], [0.9], {}, pytest.raises(ValueError, match="x2 >= x1")),
+        ([BOX], [0.9], {"tracker_id": [1, 2]}, pytest.raises(ValueError, match="one entry per box")),
+        ([BOX], [0.9], {"predicted": []}, pytest.raises(ValueError, match="one entry per box")),
+        ([BOX], [0.9], {"data": {"hits": [1, 2]}}, pytest.raises(ValueError, match="hits")),
+    ],
+)
+def test_detections_validation(xyxy: object, confidence: object, kwargs: dict,
+                               exception: AbstractContextManager) -> None:
+    with exception:
+        dets = Detections(np.asarray(xyxy, np.float32), np.asarray(confidence, np.float32), **kwargs)
+        assert dets.xyxy.shape == (len(dets), 4)
+        assert len(dets.confidence) == len(dets.tracker_id) == len(dets.predicted) == len(dets)
+
+
+@pytest.mark.xfail(strict=True, reason="Detections accepts NaN confidence; the tracker then drops that face "
+                                       "silently (NaN is neither >= high nor >= low)")
+def test_detections_reject_non_finite_confidence() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        Detections(np.array([BOX], np.float32), np.array([np.nan], np.float32))
+
+
+def test_detections_defaults() -> None:
+    dets = Detections(np.array([BOX, BOX]), [0.9, 0.8])
+    assert dets.tracker_id.tolist() == [-1, -1]
+    assert dets.predicted.tolist() == [False, False]
+    assert dets.widths.tolist() == [40.0, 40.0]
+    assert dets.heights.tolist() == [50.0, 50.0]
+    assert dets.xyxy.dtype == np.float32
+
+
+@pytest.mark.parametrize("field", ["xyxy", "confidence", "tracker_id", "predicted"])
+def test_detections_arrays_are_read_only(field: str) -> None:
+    dets = Detections(np.array([BOX]), [0.9], [3], [False])
+    with pytest.raises(ValueError, match="read-only"):
+        getattr(dets, field)[0] = 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(dets, field, None)
+
+
+@pytest.mark.xfail(strict=True, reason="Detections keeps a view of the caller's float32 array, so a later "
+                                       "write by the caller changes the 'immutable' boxes")
+def test_detections_do_not_alias_caller_arrays() -> None:
+    boxes = np.array([BOX], np.float32)
+    dets = Detections(boxes, [0.9])
+    boxes[0, 2] = 11.0
+    assert dets.xyxy[0].tolist() == BOX
+
+
+def test_empty() -> None:
+    dets = Detections.empty("blazeface")
+    assert len(dets) == 0
+    assert dets.xyxy.shape == (0, 4)
+    assert dets.detector == "blazeface"
+    assert len(Detections.merge([])) == 0
+
+
+def test_merge_keeps_every_field_in_order() -> None:
+    a = Detections(np.array([BOX]), [0.9], [1], [False], detector="a", data={"hits": np.array([3])})
+    b = Detections(np.array([[0, 0, 1, 1], BOX]), [0.4, 0.5], [2, 5], [True, False], detector="b",
+                   data={"hits": np.array([1, 2])})
+    merged = Detections.merge([a, Detections.empty(), b])
+    assert len(merged) == 3
+    assert merged.xyxy[1].tolist() == [0, 0, 1, 1]
+    assert merged.confidence.tolist() == pytest.approx([0.9, 0.4, 0.5])
+    assert merged.tracker_id.tolist() == [1, 2, 5]
+    assert merged.predicted.tolist() == [False, True, False]
+    assert merged.data["hits"].tolist() == [3, 1, 2]
+    assert merged.detector == "a+b"
+
+
+def test_merge_refuses_mismatched_data() -> None:
+    a = Detections(np.array([BOX]), [0.9], data={"hits": [1]})
+    b = Detections(np.array([BOX]), [0.9])
+    with pytest.raises(ValueError, match="data keys"):
+        Detections.merge([a, b])
+
+
+def test_filter_returns_new_object_and_leaves_original() -> None:
+    dets = Detections(np.array([BOX, [0, 0, 2, 2], BOX]), [0.9, 0.2, 0.6], [1, 2, 3], detector="d",
+                      data={"hits": np.array([4, 5, 6])})
+    kept = dets[dets.confidence > 0.5]
+    assert kept is not dets
+    assert kept.tracker_id.tolist() == [1, 3]
+    assert kept.data["hits"].tolist() == [4, 6]
+    assert kept.detector == "d"
+    assert len(dets) == 3
+    one = dets[1]
+    assert len(one) == 1 and one.tracker_id.tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("boxes", "expected", "exception"),
+    [
+        ([[0, 0, 10, 10]], [[0, 0, 10, 10]], DoesNotRaise()),
+        ([[-5, -5, 3, 4], [1, 2, 3, 4]], [[-5, -5, 3, 4], [1, 2, 3, 4]], DoesNotRaise()),
+        (np.zeros((0, 4)), np.zeros((0, 4)), DoesNotRaise()),
+        ([], np.zeros((0, 4)), DoesNotRaise()),
+        ([[0, 0, 0, 10]], None, pytest.raises(ValueError, match="positive size")),
+        ([[0, 10, 10, 10]], None, pytest.raises(ValueError, match="positive size")),
+        ([[10, 0, 5, 10]], None, pytest.raises(ValueError, match="positive size")),
+    ],
+)
+def test_regions_validation(boxes: object, expected: object, exception: AbstractContextManager) -> None:
+    with exception:
+        regions = Regions(np.asarray(boxes))
+        assert regions.boxes.dtype == np.int32
+        assert regions.boxes.tolist() == np.asarray(expected).reshape(-1, 4).tolist()
+        assert not regions.whole_frame
+
+
+def test_regions_everything_and_read_only() -> None:
+    regions = Regions.everything("detector failed")
+    assert regions.whole_frame and regions.reason == "detector failed" and len(regions) == 0
+    boxes = Regions(np.array([[0, 0, 4, 4]])).boxes
+    with pytest.raises(ValueError, match="read-only"):
+        boxes[0, 0] = 1
+
+
+@pytest.mark.xfail(strict=True, reason="Regions casts float boxes with astype(int32), truncating the far "
+                                       "edge inward: a 1-px sliver of the face is left unmasked")
+def test_regions_round_float_boxes_outward() -> None:
+    assert Regions(np.array([[0.5, 0.5, 10.7, 10.7]])).boxes.tolist() == [[0, 0, 11, 11]]
+
+
+@pytest.mark.xfail(strict=True, reason="Regions turns a NaN coordinate into INT_MIN instead of refusing it")
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+def test_regions_reject_non_finite() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        Regions(np.array([[np.nan, 0.0, 10.0, 10.0]]))

@@ -1,0 +1,160 @@
+"""The tracker, stepped frame by frame: what is reported, for how long, and under which id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from redactor.track.tracker import Tracker, iou_matrix
+from redactor.types import Detections
+
+FPS = 10.0
+
+
+def dets(*boxes: tuple[float, float, float, float], score: float = 0.9) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), score, np.float32))
+
+
+def box_at(x: float, y: float, size: float = 30.0) -> tuple[float, float, float, float]:
+    return (x, y, x + size, y + size)
+
+
+def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
+    return bool(outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3])
+
+
+def test_iou_matrix() -> None:
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 1 / 3], [0.0, 0.0]], rtol=1e-6)
+    assert iou_matrix(a, np.zeros((0, 4), np.float32)).shape == (2, 0)
+
+
+@pytest.mark.parametrize(("hold", "high", "low"), [(-1.0, 0.5, 0.25), (1.0, 0.5, 0.6), (1.0, 1.5, 0.2), (1.0, 0.5, -0.1)])
+def test_bad_settings(hold: float, high: float, low: float) -> None:
+    with pytest.raises(ValueError):
+        Tracker(hold, high, low)
+
+
+def test_detected_face_is_reported_with_its_own_box() -> None:
+    tracker = Tracker()
+    out = tracker.update(dets(box_at(10, 20)), 0.0)
+    assert out.tracker_id.tolist() == [1]
+    assert out.predicted.tolist() == [False]
+    np.testing.assert_allclose(out.xyxy[0], box_at(10, 20))
+    assert len(tracker.update(Detections.empty(), 0.1)) == 1
+
+
+def test_missed_face_coasts_with_a_widening_box_then_is_dropped_after_hold() -> None:
+    tracker = Tracker(hold_seconds=0.5)
+    for k in range(5):
+        last = np.array(box_at(10 + 5 * k, 40))
+        out = tracker.update(dets(tuple(last)), k / FPS)
+    assert out.predicted.tolist() == [False]
+    widths = []
+    for k in range(5, 10):
+        out = tracker.update(Detections.empty(), k / FPS)
+        assert out.tracker_id.tolist() == [1], f"frame {k}: track lost {k - 4} frames after the last detection"
+        assert out.predicted.tolist() == [True]
+        box = out.xyxy[0]
+        widths.append(float(box[2] - box[0]))
+        assert contains(box, np.array(box_at(10 + 5 * k, 40))), "the coasting box must cover the still-moving face"
+    assert widths == sorted(widths) and widths[-1] > widths[0] > 30.0
+    assert len(tracker.update(Detections.empty(), 1.0)) == 0, "dropped once hold has passed"
+
+
+@pytest.mark.parametrize(("gap", "kept"), [(0.9, True), (1.0, True), (1.1, False)])
+def test_hold_is_in_seconds(gap: float, kept: bool) -> None:
+    for fps in (5.0, 50.0):
+        tracker = Tracker(hold_seconds=1.0)
+        tracker.update(dets(box_at(50, 50)), 0.0)
+        t = 0.0
+        while t + 1 / fps < gap:
+            t += 1 / fps
+            tracker.update(Detections.empty(), t)
+        assert (len(tracker.update(Detections.empty(), gap)) == 1) is kept
+
+
+def test_redetected_face_keeps_its_id() -> None:
+    tracker = Tracker(hold_seconds=1.0)
+    tracker.update(dets(box_at(50, 50)), 0.0)
+    for k in range(1, 6):
+        tracker.update(Detections.empty(), k / FPS)
+    out = tracker.update(dets(box_at(52, 51)), 0.6)
+    assert out.tracker_id.tolist() == [1]
+    assert out.data["hits"].tolist() == [2]
+
+
+def test_crossing_faces_keep_their_ids() -> None:
+    """Two faces walk through each other (8 px apart vertically); each id must stay on its own face."""
+    tracker = Tracker()
+    first: dict[float, int] = {}
+    for k in range(17):
+        a, b = box_at(20 + 12 * k, 50), box_at(212 - 12 * k, 58)
+        out = tracker.update(dets(*([a, b] if k % 2 else [b, a])), k / FPS)
+        assert len(out) == 2
+        by_y = {float(box[1]): int(tid) for box, tid in zip(out.xyxy, out.tracker_id)}
+        first = first or by_y
+        assert by_y == first, f"frame {k}: the faces swapped ids"
+
+
+def test_low_score_detection_extends_but_never_starts_a_track() -> None:
+    tracker = Tracker(hold_seconds=0.3, high=0.5, low=0.25)
+    for k in range(5):
+        assert len(tracker.update(dets(box_at(10, 10), score=0.3), k / FPS)) == 0
+    out = tracker.update(dets(box_at(100, 100), score=0.9), 0.5)
+    assert out.tracker_id.tolist() == [1]
+    for k in range(6, 16):
+        out = tracker.update(dets(box_at(100 + k, 100), score=0.3), k / FPS)
+        assert out.tracker_id.tolist() == [1]
+        assert out.predicted.tolist() == [False], "a faint detection of a known face counts as seeing it"
+    assert out.data["hits"].tolist() == [11]
+    assert len(tracker.update(dets(box_at(100, 100), score=0.1), 1.6)) == 1
+    assert len(tracker.update(dets(box_at(100, 100), score=0.1), 2.0)) == 0, "below low: not a detection"
+
+
+def test_new_face_far_from_a_track_starts_its_own() -> None:
+    tracker = Tracker()
+    tracker.update(dets(box_at(10, 10)), 0.0)
+    out = tracker.update(dets(box_at(12, 10), box_at(200, 150)), 0.1)
+    assert sorted(out.tracker_id.tolist()) == [1, 2]
+    assert out.predicted.tolist() == [False, False]
+
+
+def test_frames_without_detection_keep_tracks_within_hold() -> None:
+    tracker = Tracker(hold_seconds=1.0)
+    tracker.update(dets(box_at(10, 10)), 0.0)
+    for k in range(1, 10):
+        out = tracker.update(dets(box_at(150, 150)), k / FPS, detected=False)
+        assert out.tracker_id.tolist() == [1], "detections on a frame the detector skipped are ignored"
+        assert out.predicted.tolist() == [True]
+
+
+@pytest.mark.xfail(strict=True, reason="Tracker.update drops tracks by last_seen on every frame, detected=False "
+                                       "included: with --every N spanning more than --hold, faces go unmasked "
+                                       "between detector runs")
+def test_frames_without_detection_never_end_a_track() -> None:
+    tracker = Tracker(hold_seconds=1.0)
+    tracker.update(dets(box_at(10, 10)), 0.0)
+    for k in range(1, 20):
+        assert len(tracker.update(Detections.empty(), k / FPS, detected=False)) == 1, f"track ended at frame {k}"
+    assert len(tracker.update(Detections.empty(), 2.0, detected=True)) == 0
+
+
+def test_reset_and_instance_state() -> None:
+    a, b = Tracker(), Tracker()
+    a.update(dets(box_at(0, 0), box_at(100, 100)), 0.0)
+    assert b.update(dets(box_at(0, 0)), 0.0).tracker_id.tolist() == [1], "ids are per tracker"
+    a.reset()
+    assert len(a.update(Detections.empty(), 0.1)) == 0
+    assert a.update(dets(box_at(0, 0)), 0.2).tracker_id.tolist() == [1]
+
+
+def test_inputs_are_not_modified() -> None:
+    tracker = Tracker()
+    found = dets(box_at(10, 10))
+    before = found.xyxy.copy()
+    out = tracker.update(found, 0.0)
+    np.testing.assert_array_equal(found.xyxy, before)
+    assert found.tracker_id.tolist() == [-1], "the tracker reports ids in its own output only"
+    assert out.tracker_id.tolist() == [1]

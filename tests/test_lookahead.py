@@ -1,0 +1,120 @@
+"""The look-ahead buffer: frames held back get a new track's box painted over them, gaps get interpolated boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from redactor.track.lookahead import LookAhead, Slot
+from redactor.types import Detections, Frame
+
+FPS = 10.0
+IMAGE = np.zeros((8, 8, 3), np.uint8)
+
+
+def frame(index: int) -> Frame:
+    return Frame(index, IMAGE)
+
+
+def tracked(*tracks: tuple[int, tuple[float, ...], bool, int]) -> Detections:
+    """Tracker output: (id, box, coasting, hits) per track."""
+    if not tracks:
+        return Detections.empty("tracker")
+    ids, boxes, coasting, hits = zip(*tracks)
+    return Detections(np.array(boxes, np.float32), np.ones(len(ids), np.float32), np.array(ids),
+                      np.array(coasting), detector="tracker", data={"hits": np.array(hits)})
+
+
+def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
+    return bool(np.all(outer[:2] <= inner[:2]) and np.all(outer[2:] >= inner[2:]))
+
+
+def test_negative_size_refused() -> None:
+    with pytest.raises(ValueError):
+        LookAhead(-1, FPS)
+
+
+def test_frames_leave_in_order_after_n_frames() -> None:
+    buffer = LookAhead(3, FPS)
+    released = []
+    for i in range(6):
+        out = buffer.push(frame(i), tracked())
+        assert len(out) == (0 if i < 3 else 1)
+        released += out
+    released += buffer.flush()
+    assert [s.frame.index for s in released] == list(range(6))
+    assert buffer.flush() == []
+
+
+def test_zero_lookahead_releases_every_frame_at_once() -> None:
+    buffer = LookAhead(0, FPS)
+    box = (10.0, 10.0, 30.0, 30.0)
+    out = buffer.push(frame(0), tracked((1, box, False, 1)))
+    assert [s.frame.index for s in out] == [0]
+    assert out[0].owners == [1]
+    np.testing.assert_allclose(out[0].boxes[0], box)
+
+
+def test_new_track_is_painted_back_over_the_held_frames() -> None:
+    buffer = LookAhead(4, FPS)
+    released: list[Slot] = []
+    for i in range(6):
+        released += buffer.push(frame(i), tracked())
+    box = np.array([40.0, 20.0, 60.0, 50.0], np.float32)
+    released += buffer.push(frame(6), tracked((7, tuple(box), False, 1)))
+    released += buffer.flush()
+    by_index = {s.frame.index: s for s in released}
+    assert by_index[0].boxes == [] and by_index[1].boxes == [], "frames already gone cannot be backfilled"
+    margins = []
+    for i in range(2, 6):
+        slot = by_index[i]
+        assert slot.owners == [7] and slot.tracks == [7], f"frame {i} is held: it must carry track 7"
+        assert contains(slot.boxes[0], box)
+        margins.append(float(box[0] - slot.boxes[0][0]))
+    assert margins == sorted(margins, reverse=True) and margins[-1] > 0, "older frames get wider margins"
+    assert margins[0] <= 30.0, "the margin is capped at one face size"
+    np.testing.assert_allclose(by_index[6].boxes[0], box)
+
+
+def test_gap_between_two_detections_is_interpolated() -> None:
+    buffer = LookAhead(5, FPS)
+    first, last = np.array([10.0, 10.0, 30.0, 30.0]), np.array([50.0, 30.0, 70.0, 50.0])
+    guess = (0.0, 0.0, 90.0, 90.0)
+    released: list[Slot] = []
+    released += buffer.push(frame(0), tracked((3, tuple(first), False, 1)))
+    for i in (1, 2, 3):
+        released += buffer.push(frame(i), tracked((3, guess, True, 1)))
+    released += buffer.push(frame(4), tracked((3, tuple(last), False, 2)))
+    released += buffer.flush()
+    for slot in released[1:4]:
+        a = slot.frame.index / 4
+        assert slot.owners == [3, 3]
+        np.testing.assert_allclose(slot.boxes[0], guess)
+        np.testing.assert_allclose(slot.boxes[1], first * (1 - a) + last * a, rtol=1e-6)
+    assert len(released[0].boxes) == 1 and len(released[4].boxes) == 1
+
+
+def test_owners_follow_each_box() -> None:
+    buffer = LookAhead(2, FPS)
+    buffer.push(frame(0), tracked((1, (0.0, 0.0, 10.0, 10.0), False, 1)))
+    buffer.push(frame(1), tracked((1, (1.0, 0.0, 11.0, 10.0), False, 2), (2, (50.0, 50.0, 60.0, 60.0), False, 1)))
+    slots = buffer.flush()
+    assert slots[0].owners == [1, 2], "track 2 was backfilled onto frame 0"
+    assert slots[1].owners == [1, 2]
+    assert len(slots[0].boxes) == len(slots[0].owners)
+    assert slots[0].tracks == [1, 2]
+
+
+def test_a_coasting_track_is_neither_backfilled_nor_interpolated() -> None:
+    buffer = LookAhead(3, FPS)
+    buffer.push(frame(0), tracked())
+    buffer.push(frame(1), tracked((4, (5.0, 5.0, 15.0, 15.0), True, 1)))
+    slots = buffer.flush()
+    assert slots[0].boxes == []
+    assert slots[1].owners == [4]
+
+
+def test_failure_reason_is_kept() -> None:
+    buffer = LookAhead(1, FPS)
+    buffer.push(frame(0), tracked(), failure="detector failed (RuntimeError)")
+    assert buffer.flush()[0].failure == "detector failed (RuntimeError)"

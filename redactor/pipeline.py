@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from redactor.detect import build_detector
+from redactor.detect import DETECTOR_CHOICES, build_schedule
 from redactor.errors import ProcessingError, RedactorError
 from redactor.mask.masker import Masker
 from redactor.media.sink import EncodeSettings
@@ -31,7 +31,7 @@ from redactor.types import Detections, Frame, Regions
 class RedactSettings:
     """Everything that changes what gets masked; recorded in reports so a run can be reproduced."""
 
-    detector: str = "blazeface"
+    detector: str = "centerface"
     threshold: float = 0.5
     every: int = 1
     tile: int = 320
@@ -46,6 +46,8 @@ class RedactSettings:
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError("--every must be >= 1")
+        if self.detector not in DETECTOR_CHOICES:
+            raise ValueError(f"unknown detector {self.detector!r}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("--threshold must be between 0 and 1")
         if self.lookahead_seconds < 0 or self.hold_seconds < 0:
@@ -142,12 +144,13 @@ class Pipeline:
                  recogniser: Recogniser | None = None) -> None:
         self.settings = settings
         self.recogniser = recogniser
-        self.detector = build_detector(settings.detector, threshold=settings.threshold, models_dir=models_dir,
-                                       tile=settings.tile, centerface_scale=settings.centerface_scale)
+        self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.threshold,
+                                       models_dir=models_dir, tile=settings.tile,
+                                       centerface_scale=settings.centerface_scale)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:
-        self.detector.close()
+        self.schedule.close()
         if self.recogniser is not None:
             self.recogniser.close()
 
@@ -160,7 +163,7 @@ class Pipeline:
     def detect(self, frame: Frame) -> tuple[Detections, str]:
         """Detections for one frame, or an empty set and the reason the frame must be masked whole."""
         try:
-            return self.detector.detect(frame.image), ""
+            return self.schedule.detect(frame.index, frame.image), ""
         except Exception as exc:  # fail closed: any detector fault masks the whole frame
             return Detections.empty(), f"detector failed ({type(exc).__name__})"
 
@@ -173,11 +176,10 @@ class Pipeline:
         clock = time.perf_counter
         for frame in frames:
             t0 = clock()
-            run = frame.index % s.every == 0
-            found, failure = self.detect(frame) if run else (Detections.empty(), "")
+            found, failure = self.detect(frame)
             t1 = clock()
             when = frame.seconds if frame.seconds is not None else frame.index / fps
-            tracked = tracker.update(found, when, detected=run and not failure)
+            tracked = tracker.update(found, when, detected=not failure)
             seen.update(int(t) for t in tracked.tracker_id)
             t2 = clock()
             if self.recogniser is not None and not failure:

@@ -27,11 +27,11 @@ _DEFAULTS = RedactSettings()
 @click.option("--shape", type=click.Choice(list(SHAPES)), default=_DEFAULTS.shape, show_default=True,
               help="Mask shape around each face.")
 @click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default=_DEFAULTS.detector, show_default=True,
-              help="Face detector: blazeface (fast, tiled), centerface (small faces), ensemble (both).")
+              help="Small-face sweep detector (BlazeFace also runs on every whole frame): centerface, blazeface (tiled), ensemble (both).")
 @click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_DEFAULTS.threshold, show_default=True,
               help="Detection confidence needed to start a track (half of it extends one).")
 @click.option("--every", type=click.IntRange(1, 30), default=_DEFAULTS.every, show_default=True,
-              help="Run the detector on every N-th frame and track in between (faster, riskier).")
+              help="Run the small-face sweep on every N-th frame; tracking and look-ahead cover the frames between.")
 @click.option("--tile", type=click.IntRange(0, 4096), default=_DEFAULTS.tile, show_default=True,
               help="BlazeFace tile size in px for small faces (0: whole frame only).")
 @click.option("--centerface-scale", type=click.FloatRange(0.25, 4.0), default=_DEFAULTS.centerface_scale,

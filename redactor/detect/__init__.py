@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from redactor.detect.base import Detector, create_detector, detector_names, nms, register
+from redactor.detect.schedule import Schedule
 from redactor.detect.tiling import EnsembleDetector, TiledDetector
 
 # Importing the backends registers them.
 from redactor.detect import blazeface, centerface  # noqa: E402,F401
 
-DETECTOR_CHOICES = ("blazeface", "centerface", "ensemble")
+DETECTOR_CHOICES = ("centerface", "blazeface", "ensemble")
 
 
 def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | None = None,
                    tile: int = 320, centerface_scale: float = 1.0) -> Detector:
-    """The detector the pipeline runs: BlazeFace is tiled (its input is 192 px); CenterFace scales instead."""
+    """The sweep detector by CLI name: BlazeFace is tiled (its input is 192 px); CenterFace scales instead."""
     def blaze() -> Detector:
         base = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
         return TiledDetector(base, tile) if tile else base
@@ -32,4 +33,16 @@ def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | N
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTOR_CHOICES)}")
 
 
-__all__ = ["Detector", "DETECTOR_CHOICES", "build_detector", "create_detector", "detector_names", "nms", "register"]
+def build_schedule(name: str, every: int, threshold: float = 0.5, models_dir: str | Path | None = None,
+                   tile: int = 320, centerface_scale: float = 1.0) -> Schedule:
+    """BlazeFace on the whole frame every frame, plus the named sweep detector every `every` frames."""
+    cheap = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
+    try:
+        sweep = build_detector(name, threshold, models_dir, tile, centerface_scale)
+    except BaseException:
+        cheap.close()
+        raise
+    return Schedule(cheap, sweep, every)
+
+
+__all__ = ["Detector", "DETECTOR_CHOICES", "EnsembleDetector", "TiledDetector", "Schedule", "build_detector", "build_schedule", "create_detector", "detector_names", "nms", "register"]

@@ -7,7 +7,10 @@ flatbuffers schema modules that mediapipe ships, and hand the task the bytes.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import flatbuffers
 import numpy as np
@@ -18,6 +21,23 @@ from redactor.models import model_path
 from redactor.types import Detections
 
 VARIANTS = {"full": "blazeface-full-range", "short": "blazeface-short-range"}
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide the native INFO/WARNING chatter LiteRT prints on start-up, first inference and shutdown.
+
+    It writes straight to file descriptor 2 and has no Python-side switch; we
+    only silence those few calls, never the steady-state loop.
+    """
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def with_metadata(model: bytes) -> bytes:
@@ -89,7 +109,9 @@ class BlazeFaceDetector(Detector):
                 min_detection_confidence=threshold,
                 min_suppression_threshold=0.3,
             )
-            self._task = vision.FaceDetector.create_from_options(options)
+            with native_stderr_silenced():
+                self._task = vision.FaceDetector.create_from_options(options)
+                self.detect(np.zeros((64, 64, 3), np.uint8))
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"mediapipe could not load {self.name}: {exc}") from None
 
@@ -108,7 +130,8 @@ class BlazeFaceDetector(Detector):
     def close(self) -> None:
         task, self._task = getattr(self, "_task", None), None
         if task is not None:
-            task.close()
+            with native_stderr_silenced():
+                task.close()
 
 
 @register("blazeface")

@@ -76,6 +76,8 @@ class FileSource:
         index = 0
         try:
             for packet in self._container.demux(self._stream):
+                if packet.is_corrupt:  # a cut-off file: its last packet is partial, and frame threads hide the error
+                    raise InputError(f"{self.path}: corrupt or truncated video at frame {index}")
                 for vf in packet.decode():
                     image = _upright(vf.to_ndarray(format="rgb24"), int(vf.rotation or 0))
                     yield Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))

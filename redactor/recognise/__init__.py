@@ -1,0 +1,58 @@
+"""Watchlist recognition: only people on a lawful watchlist entry may stay visible; everyone else is masked.
+
+`build_recogniser` is the one way the pipeline gets a recogniser: it loads the
+key, opens the audit log, loads the watchlist (refusing and auditing unlawful
+entries) and only loads the face models if some entry applies to this camera.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redactor.audit import AuditLog
+from redactor.recognise.embedder import Embedder
+from redactor.recognise.keys import KeyFileError, generate_key, load_key
+from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, WatchlistMatcher
+from redactor.recognise.watchlist import (CATEGORIES, EnrolmentRefused, Entry, EntryRefused, WatchlistError,
+                                          WatchlistTampered, load)
+
+
+def default_audit_path(watchlist: Path) -> Path:
+    """Where a watchlist's actions are audited unless the deployment names another file."""
+    watchlist = Path(watchlist)
+    return watchlist.with_name(watchlist.name + ".audit.jsonl")
+
+
+def build_recogniser(watchlist: Path, key_file: Path | None, camera: str | None, reveal: bool,
+                     audit_log: Path | None, models_dir: str | Path | None = None,
+                     policy: MatchPolicy | None = None) -> WatchlistMatcher:
+    """A matcher for this run; a tampered watchlist or a wrong key is an error, an unlawful entry is refused.
+
+    Refusals and the load itself are written to the audit log (`audit_log`, by
+    default next to the watchlist) before any frame is seen.
+    """
+    key = load_key(key_file)
+    audit = AuditLog(audit_log or default_audit_path(watchlist), key)
+    try:
+        try:
+            loaded = load(Path(watchlist), key, camera)
+        except (WatchlistError, KeyFileError) as exc:
+            audit.record("watchlist-refused", watchlist=str(watchlist), camera=camera, reason=str(exc))
+            raise
+        for refusal in loaded.refused:
+            audit.record("entry-refused", watchlist=str(watchlist), camera=camera,
+                         entry_id=refusal.entry_id, reason=refusal.reason)
+        audit.record("watchlist-load", watchlist=str(watchlist), sha256=loaded.digest, camera=camera,
+                     entries=[e.id for e in loaded.entries], refused=len(loaded.refused),
+                     action="reveal" if reveal else "alert-only")
+        embedder = Embedder(models_dir) if loaded.entries else None
+        return WatchlistMatcher(loaded.entries, embedder, audit, reveal=reveal, camera=camera, policy=policy,
+                                refusals=loaded.refused)
+    except BaseException:
+        audit.close()
+        raise
+
+
+__all__ = ["CATEGORIES", "DEFAULT_THRESHOLD", "MAX_THRESHOLD", "EnrolmentRefused", "Entry", "EntryRefused",
+           "KeyFileError", "MatchPolicy", "WatchlistError", "WatchlistMatcher", "WatchlistTampered",
+           "build_recogniser", "default_audit_path", "generate_key", "load_key"]

@@ -55,10 +55,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from redactor.cli import models, redact
+    from redactor.cli import audit, keygen, models, redact, watchlist
 
     main.add_command(redact.redact)
     main.add_command(models.models)
+    main.add_command(watchlist.watchlist)
+    main.add_command(audit.audit)
+    main.add_command(keygen.keygen)
 
 
 _register()

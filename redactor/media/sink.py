@@ -71,8 +71,8 @@ class VideoSink:
         self._video: av.VideoStream | None = None
         self._copies: list[tuple[av.stream.Stream, av.stream.Stream]] = []
         self._source: av.container.InputContainer | None = None
-        if passthrough_from is not None and settings.keep_audio:
-            self._add_passthrough(passthrough_from)
+        # Side streams are added after the video (on the first frame), so the video stays stream 0.
+        self._passthrough_from = passthrough_from if settings.keep_audio else None
         self._last_pts: int | None = None
         self._count = 0
 
@@ -112,6 +112,8 @@ class VideoSink:
     def write(self, frame: Frame, image: np.ndarray) -> None:
         if self._video is None:
             self._video = self._open_video(image.shape[1], image.shape[0])
+            if self._passthrough_from is not None:
+                self._add_passthrough(self._passthrough_from)
         vf = av.VideoFrame.from_ndarray(image, format="rgb24")
         pts = frame.pts
         if pts is None or frame.time_base != self.info.time_base:

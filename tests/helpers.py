@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from benchmarks.score import compare_face
-from benchmarks.synth import PORTRAITS, GroundTruth
+from benchmarks.synth import PORTRAITS, GTBox
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ENV = "REDACTOR_TEST_DATA"
@@ -125,12 +125,12 @@ def grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def clear_faces(original: Iterable[np.ndarray], redacted: Iterable[np.ndarray], gt: GroundTruth,
+def clear_faces(original: Iterable[np.ndarray], redacted: Iterable[np.ndarray], boxes: Sequence[list[GTBox]],
                 min_visible: float = 0.5) -> list[tuple[int, int]]:
     """(frame, track) of every ground-truth face whose detail survived, by benchmarks.score's rule."""
     clear = []
     for t, (o, r) in enumerate(zip(original, redacted, strict=True)):
-        for b in gt.boxes_at(t):
+        for b in boxes[t]:
             if b.visible_fraction >= min_visible and not compare_face(grey(o), grey(r), b.box, b.face_width).protected:
                 clear.append((t, b.track_id))
     return clear

@@ -144,6 +144,7 @@ def test_sink_keeps_variable_frame_timing(tmp_path: Path, suffix: str) -> None:
 def test_sink_copies_audio_unless_dropped(tmp_path: Path) -> None:
     src, dst = sink_roundtrip(tmp_path, ".mp4", list(range(12)), Fraction(1, 12), audio=True)
     assert read_video(dst).audio_packets == read_video(src).audio_packets > 0
+    assert read_video(dst).streams == ("video", "audio"), "the video stays stream 0"
     (tmp_path / "out.mp4").unlink()
     _, dst = sink_roundtrip(tmp_path, ".mp4", list(range(12)), Fraction(1, 12),
                             EncodeSettings(keep_audio=False), audio=True)

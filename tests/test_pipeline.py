@@ -1,0 +1,217 @@
+"""End to end on real faces and real codecs: every face blurred in every frame, everything else kept.
+
+The clips come from benchmarks.synth, which pastes real public-domain portraits
+into moving video and knows every face box exactly; protection is judged by
+benchmarks.score's rule (the face's fine detail must be gone), never by a detector.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.score import compare_face, score
+from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, render_frames, tiny_test_clip
+from redactor.detect import Detector
+from redactor.detect.schedule import Schedule
+from redactor.errors import ProcessingError
+from redactor.jobs import redact_file
+from redactor.media.sink import EncodeSettings, VideoSink
+from redactor.pipeline import Pipeline, RunStats
+from redactor.types import Detections
+from tests.helpers import clear_faces, detail_left, encode_video, grey, portrait, read_video
+
+pytestmark = pytest.mark.integration
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def rendered() -> tuple[list[np.ndarray], list[list]]:
+    """The tiny clip's raw frames and per-frame ground truth, for inputs the test encodes itself."""
+    frames, boxes = zip(*render_frames(tiny_test_clip()))
+    return list(frames), list(boxes)
+
+
+@pytest.fixture(scope="module")
+def redacted_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_clip: tuple[Path, GroundTruth],
+                  pipeline: Pipeline) -> tuple[Path, RunStats, Path]:
+    folder = tmp_path_factory.mktemp("redacted")
+    out, report = folder / "tiny.mp4", folder / "tiny.json"
+    stats = redact_file(tiny_clip[0], out, pipeline, EncodeSettings(), report=report)
+    return out, stats, report
+
+
+def test_every_face_is_blurred_in_every_frame(tiny_clip: tuple[Path, GroundTruth],
+                                              redacted_tiny: tuple[Path, RunStats, Path]) -> None:
+    result = score(tiny_clip[0], redacted_tiny[0], tiny_clip[1], min_visible=0.25)
+    assert result.error is None
+    assert result.face_frames >= 60
+    assert result.clear_faces == (), f"faces left clear (frame, track): {result.clear_faces}"
+    assert result.tracks_ever_clear == 0
+
+
+def test_background_is_unchanged(tiny_clip: tuple[Path, GroundTruth], redacted_tiny: tuple[Path, RunStats, Path]) -> None:
+    result = score(tiny_clip[0], redacted_tiny[0], tiny_clip[1])
+    assert result.background_changed is not None and result.background_changed < 0.02
+
+
+def test_frames_timestamps_and_audio_survive(tiny_clip: tuple[Path, GroundTruth],
+                                             redacted_tiny: tuple[Path, RunStats, Path]) -> None:
+    original, written = read_video(tiny_clip[0]), read_video(redacted_tiny[0])
+    assert len(written.frames) == len(original.frames) == 24
+    assert written.seconds == pytest.approx(original.seconds, abs=1e-6)
+    assert written.streams == original.streams == ("video", "audio")
+    assert written.audio_packets == original.audio_packets > 0
+    assert redacted_tiny[1].frames == 24 and redacted_tiny[1].whole_frame == 0
+
+
+def test_report_holds_boxes_not_pixels(redacted_tiny: tuple[Path, RunStats, Path]) -> None:
+    report = json.loads(redacted_tiny[2].read_text())
+    assert [f["index"] for f in report["frames"]] == list(range(24))
+    assert set(report["frames"][0]) == {"index", "pts", "tracks", "boxes", "whole_frame", "reason"}
+    assert all(len(f["boxes"]) >= 2 for f in report["frames"]), "two faces are on screen throughout"
+    assert report["summary"]["frames"] == 24 and report["summary"]["tracks"] >= 3
+    assert report["settings"]["mode"] == "blur"
+
+
+def test_drop_audio(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth], pipeline: Pipeline) -> None:
+    out = tmp_path / "silent.mp4"
+    redact_file(tiny_clip[0], out, pipeline, EncodeSettings(keep_audio=False))
+    written = read_video(out)
+    assert written.streams == ("video",)
+    assert len(written.frames) == 24
+
+
+def test_mkv_output(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth], pipeline: Pipeline) -> None:
+    out = tmp_path / "tiny.mkv"
+    redact_file(tiny_clip[0], out, pipeline, EncodeSettings())
+    original, written = read_video(tiny_clip[0]), read_video(out)
+    # Matroska counts milliseconds and cannot store the AAC priming packet's negative time, so the muxer
+    # shifts every stream by it (under one 1024-sample audio frame); the frame spacing must be kept exactly.
+    shift = written.seconds[0] - original.seconds[0]
+    assert 0 <= shift < 1024 / 48000
+    assert np.diff(written.seconds) == pytest.approx(np.diff(original.seconds), abs=1e-3)
+    assert written.audio_packets == original.audio_packets
+    assert score(tiny_clip[0], out, tiny_clip[1]).clear_faces == ()
+
+
+def test_variable_frame_rate_input(tmp_path: Path, rendered: tuple[list, list], pipeline: Pipeline) -> None:
+    frames, boxes = rendered
+    steps = [40, 120, 50, 90, 33, 200, 60, 80]
+    pts = np.cumsum([0] + [steps[i % len(steps)] for i in range(len(frames) - 1)]).tolist()
+    src, out = tmp_path / "vfr.mp4", tmp_path / "vfr.out.mp4"
+    encode_video(src, frames, pts=pts, time_base=Fraction(1, 1000), audio=True)
+    original = read_video(src)
+    assert original.seconds == pytest.approx([p / 1000 for p in pts], abs=1e-6), "the input really is VFR"
+    redact_file(src, out, pipeline, EncodeSettings())
+    written = read_video(out)
+    assert written.seconds == pytest.approx(original.seconds, abs=1e-6)
+    assert written.audio_packets == original.audio_packets
+    assert clear_faces(original.frames, written.frames, boxes) == []
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotated_input_comes_out_upright(tmp_path: Path, rendered: tuple[list, list], pipeline: Pipeline,
+                                         rotation: int) -> None:
+    frames, boxes = rendered
+    src, out = tmp_path / "phone.mp4", tmp_path / "phone.out.mp4"
+    encode_video(src, [np.rot90(f, -rotation // 90) for f in frames], rotation=rotation)
+    assert read_video(src).frames[0].shape == (320, 240, 3), "stored sideways, displayed upright"
+    redact_file(src, out, pipeline, EncodeSettings())
+    written = read_video(out)
+    assert written.rotation == 0
+    assert written.frames[0].shape == (240, 320, 3)
+    assert len(written.frames) == len(frames)
+    assert clear_faces(frames, written.frames, boxes) == []
+
+
+@pytest.mark.parametrize(("source", "target"), [(".jpg", ".png"), (".png", ".jpg"), (".png", ".png")])
+def test_still_images(tmp_path: Path, pipeline: Pipeline, source: str, target: str) -> None:
+    image, face = portrait("biden", 240)
+    src, out = tmp_path / f"portrait{source}", tmp_path / f"redacted{target}"
+    cv2.imwrite(str(src), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    original = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+    stats = redact_file(src, out, pipeline, EncodeSettings())
+    assert stats.frames == 1 and stats.tracks >= 1
+    written = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert written.shape == original.shape
+    assert compare_face(grey(original), grey(written), face, face[2] - face[0]).protected
+    far = np.ones(original.shape[:2], bool)
+    x1, y1, x2, y2 = face
+    w = x2 - x1
+    far[max(0, int(y1 - w)):int(y2 + w), max(0, int(x1 - w)):int(x2 + w)] = False
+    assert np.abs(written[far].astype(int) - original[far].astype(int)).mean() < 3
+    assert leftovers(tmp_path) == sorted([src.name, out.name])
+
+
+def test_odd_frame_size(tmp_path: Path, pipeline: Pipeline) -> None:
+    spec = ClipSpec(162, 122, 12, 12, (FaceSpec("obama", 50, 54, ((55, 60), (100, 58)), 0, 12),))
+    frames, boxes = zip(*render_frames(spec))
+    frames = [np.ascontiguousarray(f[:121, :161]) for f in frames]
+    src, out = tmp_path / "odd.mp4", tmp_path / "odd.out.mp4"
+    encode_video(src, frames)
+    redact_file(src, out, pipeline, EncodeSettings())
+    original, written = read_video(src), read_video(out)
+    assert written.frames[0].shape == (121, 161, 3)
+    assert len(written.frames) == 12
+    assert clear_faces(original.frames, written.frames, list(boxes)) == []
+
+
+class FailsOnOddFrames(Detector):
+    """A detector fault on every other frame: the double of a failure, delegating real detection otherwise."""
+
+    name = "fails-on-odd-frames"
+
+    def __init__(self, real: Detector) -> None:
+        self.real, self.calls = real, 0
+
+    def detect(self, image: np.ndarray) -> Detections:
+        n, self.calls = self.calls, self.calls + 1
+        if n % 2:
+            raise RuntimeError("simulated detector fault")
+        return self.real.detect(image)
+
+
+def test_detector_failure_blurs_the_whole_frame_and_the_run_finishes(
+        tmp_path: Path, tiny_clip: tuple[Path, GroundTruth], pipeline: Pipeline) -> None:
+    flaky = copy.copy(pipeline)
+    flaky.schedule = Schedule(FailsOnOddFrames(pipeline.schedule.every_frame), pipeline.schedule.sweep, 1)
+    out, report = tmp_path / "flaky.mp4", tmp_path / "flaky.json"
+    stats = redact_file(tiny_clip[0], out, flaky, EncodeSettings(), report=report)
+    assert (stats.frames, stats.detector_failures, stats.whole_frame) == (24, 12, 12)
+    frames = json.loads(report.read_text())["frames"]
+    assert [f["whole_frame"] for f in frames] == [i % 2 == 1 for i in range(24)]
+    assert all("detector failed" in f["reason"] for f in frames[1::2])
+    original, written = read_video(tiny_clip[0]), read_video(out)
+    for i in range(1, 24, 2):
+        assert detail_left(grey(original.frames[i]), grey(written.frames[i])) < 0.1, f"frame {i} not blurred whole"
+    assert score(tiny_clip[0], out, tiny_clip[1]).clear_faces == ()
+
+
+def test_sink_failure_mid_run_leaves_no_output(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth],
+                                               pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = VideoSink.write
+    written: list[int] = []
+
+    def failing_write(self: VideoSink, frame: object, image: np.ndarray) -> None:
+        if len(written) == 10:
+            raise OSError(28, "No space left on device")
+        written.append(1)
+        real_write(self, frame, image)
+
+    monkeypatch.setattr(VideoSink, "write", failing_write)
+    out = tmp_path / "out" / "tiny.mp4"
+    out.parent.mkdir()
+    with pytest.raises(ProcessingError, match="No space left"):
+        redact_file(tiny_clip[0], out, pipeline, EncodeSettings(), report=tmp_path / "out" / "tiny.json")
+    assert len(written) == 10
+    assert leftovers(out.parent) == []

@@ -75,17 +75,17 @@ class Detections:
     data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        xyxy = np.array(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
         n = len(xyxy)
-        conf = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        conf = np.array(self.confidence, dtype=np.float32).reshape(-1)
         if len(conf) != n:
             raise ValueError(f"confidence has {len(conf)} entries for {n} boxes")
-        if n and not np.all(np.isfinite(xyxy)):
-            raise ValueError("boxes must be finite")
+        if n and not (np.all(np.isfinite(xyxy)) and np.all(np.isfinite(conf))):
+            raise ValueError("boxes and confidences must be finite")
         if n and np.any(xyxy[:, 2:] < xyxy[:, :2]):
             raise ValueError("boxes must have x2 >= x1 and y2 >= y1")
-        tid = np.full(n, -1, np.int64) if self.tracker_id is None else np.asarray(self.tracker_id, np.int64).reshape(-1)
-        pred = np.zeros(n, bool) if self.predicted is None else np.asarray(self.predicted, bool).reshape(-1)
+        tid = np.full(n, -1, np.int64) if self.tracker_id is None else np.array(self.tracker_id, np.int64).reshape(-1)
+        pred = np.zeros(n, bool) if self.predicted is None else np.array(self.predicted, bool).reshape(-1)
         if len(tid) != n or len(pred) != n:
             raise ValueError("tracker_id and predicted must have one entry per box")
         for key, value in self.data.items():
@@ -146,7 +146,8 @@ class Regions:
     """What the kernels blur in one frame: integer pixel boxes, or everything.
 
     `whole_frame` is the fail-closed answer when a stage could not decide.
-    Boxes are rounded outward and clipped, so no sliver of a face is left.
+    Float boxes are rounded outward, so no sliver of a face is left; boxes may
+    extend past the frame (the kernels clip), so a mask keeps its shape at the edge.
     """
 
     boxes: np.ndarray
@@ -154,7 +155,10 @@ class Regions:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        boxes = np.asarray(self.boxes, dtype=np.int32).reshape(-1, 4) if np.size(self.boxes) else np.zeros((0, 4), np.int32)
+        raw = np.array(self.boxes, dtype=np.float64).reshape(-1, 4) if np.size(self.boxes) else np.zeros((0, 4))
+        if not np.all(np.isfinite(raw)):
+            raise ValueError("region boxes must be finite")
+        boxes = np.column_stack([np.floor(raw[:, :2]), np.ceil(raw[:, 2:])]).astype(np.int32)
         if len(boxes) and np.any(boxes[:, 2:] <= boxes[:, :2]):
             raise ValueError("region boxes must have positive size")
         object.__setattr__(self, "boxes", _readonly(boxes))

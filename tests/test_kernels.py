@@ -142,8 +142,6 @@ def test_masker_covers_the_face_ellipse_at_full_strength(face: tuple[float, ...]
     assert not out[core_mask(image.shape, list(face), 1.0)].any()
 
 
-@pytest.mark.xfail(strict=True, reason="apply_regions clips a region to the frame before fitting its ellipse, so "
-                                       "a face cut by (or touching) the frame edge keeps a visible rim there")
 @pytest.mark.parametrize("face", [(-20.0, 30.0, 20.0, 80.0), (141.0, 30.0, 181.0, 80.0), (0.0, 0.0, 30.5, 41.2)])
 def test_masker_covers_faces_at_the_frame_edge(face: tuple[float, ...]) -> None:
     image = np.full((H, W, 3), 200, np.uint8)
@@ -152,8 +150,6 @@ def test_masker_covers_faces_at_the_frame_edge(face: tuple[float, ...]) -> None:
     assert not out[core_mask(image.shape, list(face), 1.0)].any()
 
 
-@pytest.mark.xfail(strict=True, reason="Masker widens only ellipse regions by the feather; a box-shaped region "
-                                       "at --mask-scale 1 feathers inside the face box, leaving its rim half visible")
 def test_masker_box_shape_covers_the_whole_face_box() -> None:
     image = np.full((H, W, 3), 200, np.uint8)
     masker = Masker("solid", "box", mask_scale=1.0)
@@ -162,11 +158,12 @@ def test_masker_box_shape_covers_the_whole_face_box() -> None:
     assert not out[30:95, 40:90].any()
 
 
-def test_masker_regions_round_outward_and_clip() -> None:
-    masker = Masker("blur", "box", mask_scale=1.0)
+def test_masker_regions_round_outward_and_drop_outside() -> None:
+    masker = Masker("blur", "box", mask_scale=1.0, feather=0.0)
     regions = masker.regions(np.array([[10.2, 20.7, 30.1, 40.9], [-5.0, -5.0, 5.5, 5.5], [150.0, 110.0, 170.0, 130.0]]),
                              W, H)
-    assert regions.boxes.tolist() == [[10, 20, 31, 41], [0, 0, 6, 6], [150, 110, 161, 121]]
+    # Regions keep their extent past the frame edge (the mask is fitted to the whole face); kernels clip.
+    assert regions.boxes.tolist() == [[10, 20, 31, 41], [-5, -5, 6, 6], [150, 110, 170, 130]]
     assert len(masker.regions(np.array([[200.0, 200.0, 220.0, 220.0]]), W, H)) == 0
 
 

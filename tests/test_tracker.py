@@ -130,9 +130,6 @@ def test_frames_without_detection_keep_tracks_within_hold() -> None:
         assert out.predicted.tolist() == [True]
 
 
-@pytest.mark.xfail(strict=True, reason="Tracker.update drops tracks by last_seen on every frame, detected=False "
-                                       "included: with --every N spanning more than --hold, faces go unmasked "
-                                       "between detector runs")
 def test_frames_without_detection_never_end_a_track() -> None:
     tracker = Tracker(hold_seconds=1.0)
     tracker.update(dets(box_at(10, 10)), 0.0)

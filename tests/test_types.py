@@ -72,8 +72,6 @@ def test_detections_validation(xyxy: object, confidence: object, kwargs: dict,
         assert len(dets.confidence) == len(dets.tracker_id) == len(dets.predicted) == len(dets)
 
 
-@pytest.mark.xfail(strict=True, reason="Detections accepts NaN confidence; the tracker then drops that face "
-                                       "silently (NaN is neither >= high nor >= low)")
 def test_detections_reject_non_finite_confidence() -> None:
     with pytest.raises(ValueError, match="finite"):
         Detections(np.array([BOX], np.float32), np.array([np.nan], np.float32))
@@ -97,8 +95,6 @@ def test_detections_arrays_are_read_only(field: str) -> None:
         setattr(dets, field, None)
 
 
-@pytest.mark.xfail(strict=True, reason="Detections keeps a view of the caller's float32 array, so a later "
-                                       "write by the caller changes the 'immutable' boxes")
 def test_detections_do_not_alias_caller_arrays() -> None:
     boxes = np.array([BOX], np.float32)
     dets = Detections(boxes, [0.9])
@@ -176,13 +172,10 @@ def test_regions_everything_and_read_only() -> None:
         boxes[0, 0] = 1
 
 
-@pytest.mark.xfail(strict=True, reason="Regions casts float boxes with astype(int32), truncating the far "
-                                       "edge inward: a 1-px sliver of the face is left unmasked")
 def test_regions_round_float_boxes_outward() -> None:
     assert Regions(np.array([[0.5, 0.5, 10.7, 10.7]])).boxes.tolist() == [[0, 0, 11, 11]]
 
 
-@pytest.mark.xfail(strict=True, reason="Regions turns a NaN coordinate into INT_MIN instead of refusing it")
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
 def test_regions_reject_non_finite() -> None:
     with pytest.raises(ValueError, match="finite"):

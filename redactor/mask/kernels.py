@@ -106,20 +106,22 @@ def _axis_weights(n: int, step: int, cells: int, smooth: bool) -> tuple[np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def _blend(out: np.ndarray, grid: np.ndarray, step: int, smooth: bool, x0: int, y0: int, w: int, h: int,
+def _blend(out: np.ndarray, grid: np.ndarray, step: int, smooth: bool, box: np.ndarray, clip: np.ndarray,
            shape: int, feather: float) -> None:
-    """Write the effect (grid upsampled) into `out` at (x0, y0) through a mask that is 1 in the core and fades at the rim."""
+    """Write the effect (grid upsampled) into the clipped part of `box` through a mask that is 1 in the
+    core and fades at the rim; the mask is fitted to the whole box, even where it runs past the frame."""
     c = out.shape[2]
-    gy0, gy1, wy = _axis_weights(h, step, grid.shape[0], smooth)
-    gx0, gx1, wx = _axis_weights(w, step, grid.shape[1], smooth)
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    ax, ay = max(w / 2.0, 1.0), max(h / 2.0, 1.0)
+    x0, y0, x1, y1 = clip[0], clip[1], clip[2], clip[3]
+    gy0, gy1, wy = _axis_weights(y1 - y0, step, grid.shape[0], smooth)
+    gx0, gx1, wx = _axis_weights(x1 - x0, step, grid.shape[1], smooth)
+    cx, cy = (box[0] + box[2] - 1) / 2.0, (box[1] + box[3] - 1) / 2.0
+    ax, ay = max((box[2] - box[0]) / 2.0, 1.0), max((box[3] - box[1]) / 2.0, 1.0)
     inner = 1.0 - feather
-    for y in range(h):
+    for y in range(y1 - y0):
         r0, r1, fy = grid[gy0[y]], grid[gy1[y]], wy[y]
-        dy = (y - cy) / ay
-        for x in range(w):
-            dx = (x - cx) / ax
+        dy = (y0 + y - cy) / ay
+        for x in range(x1 - x0):
+            dx = (x0 + x - cx) / ax
             d = np.sqrt(dx * dx + dy * dy) if shape == 0 else max(abs(dx), abs(dy))
             if d >= 1.0:
                 continue
@@ -134,21 +136,24 @@ def _blend(out: np.ndarray, grid: np.ndarray, step: int, smooth: bool, x0: int, 
 
 @njit(cache=True, nogil=True)
 def _apply(out: np.ndarray, boxes: np.ndarray, mode: int, shape: int, strength: float, feather: float) -> None:
+    h, w = out.shape[0], out.shape[1]
+    clip = np.empty(4, np.int64)
     for i in range(boxes.shape[0]):
-        x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
-        if x1 <= x0 or y1 <= y0:
+        box = boxes[i]
+        clip[0], clip[1] = min(max(box[0], 0), w), min(max(box[1], 0), h)
+        clip[2], clip[3] = min(max(box[2], 0), w), min(max(box[3], 0), h)
+        if clip[2] <= clip[0] or clip[3] <= clip[1]:
             continue
-        w, h = x1 - x0, y1 - y0
-        patch = out[y0:y1, x0:x1, :]
-        size = max(w, h)
+        patch = out[clip[1]:clip[3], clip[0]:clip[2], :]
+        size = max(box[2] - box[0], box[3] - box[1])
         if mode == 0:
             grid, step = _blurred_grid(patch, max(2, int(size * strength)))
-            _blend(out, grid, step, True, x0, y0, w, h, shape, feather)
+            _blend(out, grid, step, True, box, clip, shape, feather)
         elif mode == 1:
             step = max(2, int(np.ceil(size * strength)))
-            _blend(out, _block_means(patch, step), step, False, x0, y0, w, h, shape, feather)
+            _blend(out, _block_means(patch, step), step, False, box, clip, shape, feather)
         else:
-            _blend(out, np.zeros((1, 1, out.shape[2]), np.float32), size, False, x0, y0, w, h, shape, feather)
+            _blend(out, np.zeros((1, 1, out.shape[2]), np.float32), size, False, box, clip, shape, feather)
 
 
 def apply_regions(
@@ -161,6 +166,9 @@ def apply_regions(
 ) -> np.ndarray:
     """A redacted copy of `image` (HxWx3 uint8) with every box in `boxes` (n x 4 int, xyxy) masked.
 
+    Boxes may run past the frame edge: the mask is fitted to the whole box and
+    applied to the part inside the frame.
+
     `strength` is relative to each region's size: the blur radius (~ Gaussian
     sigma) or the pixel-block size as a fraction of the region's longer side.
     """
@@ -170,11 +178,8 @@ def apply_regions(
         raise ValueError("feather must be in [0, 1) and strength > 0")
     out = np.array(image, dtype=np.uint8, order="C", copy=True)
     if len(boxes):
-        h, w = out.shape[:2]
-        clipped = np.asarray(boxes, dtype=np.int64).reshape(-1, 4).copy()
-        clipped[:, 0::2] = np.clip(clipped[:, 0::2], 0, w)
-        clipped[:, 1::2] = np.clip(clipped[:, 1::2], 0, h)
-        _apply(out, clipped, MODES[mode], SHAPES[shape], float(strength), float(feather))
+        whole = np.ascontiguousarray(np.asarray(boxes, dtype=np.int64).reshape(-1, 4))
+        _apply(out, whole, MODES[mode], SHAPES[shape], float(strength), float(feather))
     return out
 
 

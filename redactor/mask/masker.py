@@ -34,8 +34,8 @@ class Masker:
         h = boxes[:, 3] - boxes[:, 1]
         grow_w = (self.mask_scale - 1.0) * w
         grow_h = (self.mask_scale - 1.0) * h
-        # The ellipse's feathered rim must lie outside the face box: widen by the feather too.
-        rim = 1.0 / (1.0 - self.feather) if self.shape == "ellipse" else 1.0
+        # The feathered rim must lie outside the face box: widen by the feather too.
+        rim = 1.0 / (1.0 - self.feather)
         grown = np.column_stack([
             boxes[:, 0] - grow_w / 2 - (rim - 1) * w / 2,
             boxes[:, 1] - grow_h * 0.6 - (rim - 1) * h / 2,
@@ -43,10 +43,10 @@ class Masker:
             boxes[:, 3] + grow_h * 0.4 + (rim - 1) * h / 2,
         ])
         out = np.column_stack([np.floor(grown[:, :2]), np.ceil(grown[:, 2:])])
-        out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
-        out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
-        out = out[(out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])]
-        return Regions(out.astype(np.int32))
+        # Regions keep their full extent past the frame edge, so the mask shape is fitted to the
+        # whole face, not to its visible part; the kernels clip. Regions wholly outside are dropped.
+        inside = (out[:, 2] > 0) & (out[:, 0] < width) & (out[:, 3] > 0) & (out[:, 1] < height)
+        return Regions(out[inside].astype(np.int32))
 
     def apply(self, image: np.ndarray, regions: Regions) -> np.ndarray:
         if regions.whole_frame:

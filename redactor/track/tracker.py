@@ -97,7 +97,7 @@ class Tracker:
                     predicted.append(box)
                     matched[len(self._tracks) - 1] = di
                     self._next_id += 1
-        keep = [k for k, tr in enumerate(self._tracks) if t - tr.last_seen <= self.hold_seconds]
+        keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self.hold_seconds]
         boxes, ids, coasting, hits = [], [], [], []
         for k in keep:
             tr = self._tracks[k]

@@ -1,7 +1,7 @@
 """Typed errors. Stages raise these; only the CLI turns them into messages and exit codes.
 
 Exit codes are part of the command-line contract that scripts rely on:
-1 generic failure, 2 usage (click's own), 3 input, 4 output, 5 model, 6 processing.
+1 generic failure, 2 usage (click's own), 3 input, 4 output, 5 model, 6 processing, 7 verification.
 """
 
 from __future__ import annotations
@@ -41,3 +41,9 @@ class DetectorFailure(RedactorError):
     """A detector raised or timed out on one frame; the pipeline blurs the whole frame."""
 
     exit_code = 6
+
+
+class VerificationFailed(RedactorError):
+    """An independent check still finds faces clear in a redacted output."""
+
+    exit_code = 7

@@ -8,12 +8,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from redactor import __version__
-from redactor.errors import InputError, OutputError
+from redactor.detect.base import Detector
+from redactor.errors import InputError, OutputError, ProcessingError
 from redactor.media.atomic import atomic_path, check_writable
 from redactor.media.sink import EncodeSettings, ImageSink, VideoSink, is_image_path
 from redactor.media.source import FileSource
 from redactor.pipeline import FrameRecord, Pipeline, RunStats
+from redactor.verify import verify
 
 MEDIA_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
                     ".3gp", ".mxf", ".h264", ".h265", ".hevc"} | {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -54,6 +58,14 @@ def check_pair(src: Path, dst: Path, overwrite: bool) -> None:
     check_writable(dst, overwrite)
 
 
+def _make_folder(folder: Path) -> None:
+    """Create an output folder (batch jobs mirror the input tree) or say in one line why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
+
+
 class ReportWriter:
     """Streams the JSON sidecar frame by frame, so memory stays flat however long the input."""
 
@@ -76,35 +88,61 @@ class ReportWriter:
 
 def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings, overwrite: bool = False,
                 report: Path | None = None, on_progress: Callable[[int], None] | None = None,
-                on_start: Callable[[int | None], None] | None = None) -> RunStats:
-    """Redact one file into `dst` atomically; nothing is left at `dst` (or `report`) unless it all succeeded."""
+                on_start: Callable[[int | None], None] | None = None,
+                verifier: Detector | None = None) -> RunStats:
+    """Redact one file into `dst` atomically; nothing is left at `dst` (or `report`) unless it all succeeded.
+
+    With a `verifier`, the finished temporary output is checked by that second
+    detector; faces it still finds clear are masked in a second pass, and if any
+    remain after that, the run fails and nothing is written.
+    """
     check_pair(src, dst, overwrite)
     if report is not None:
         check_pair(src, report, overwrite)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with FileSource(src) as source, ExitStack() as outputs:
-        info = source.info
-        if is_image_path(dst) and not info.is_image:
-            raise OutputError(f"{dst}: the input is a video; choose a video extension for the output")
-        if on_start is not None:
-            on_start(info.frames)
-        fps = float(info.rate) if info.rate else 25.0
-        writer = None
-        if report is not None:
-            writer = ReportWriter(outputs.enter_context(atomic_path(report)),
-                                  {"redactor": __version__, "input": str(src), "output": str(dst),
-                                   "settings": pipeline.settings.to_dict()})
-            outputs.callback(writer.close)
-
-        def on_frame(record: FrameRecord) -> None:
-            if writer is not None:
-                writer.frame(record)
-            if on_progress is not None:
-                on_progress(1)
-
+    with FileSource(src) as probe:
+        info = probe.info
+    if is_image_path(dst) and not info.is_image:
+        raise OutputError(f"{dst}: the input is a video; choose a video extension for the output")
+    for target in (dst, report):
+        if target is not None:
+            _make_folder(target.parent)
+    fps = float(info.rate) if info.rate else 25.0
+    header = {"redactor": __version__, "input": str(src), "output": str(dst), "settings": pipeline.settings.to_dict()}
+    with ExitStack() as outputs:
+        report_tmp = outputs.enter_context(atomic_path(report)) if report is not None else None
         tmp = outputs.enter_context(atomic_path(dst))
-        sink = ImageSink(tmp) if is_image_path(dst) else VideoSink(tmp, info, encode, None if info.is_image else src)
-        stats = pipeline.run(source, sink, fps, on_frame)
+
+        def one_pass(extra: dict[int, np.ndarray] | None) -> tuple[RunStats, ReportWriter | None]:
+            if on_start is not None:
+                on_start(info.frames)
+            writer = ReportWriter(report_tmp, header) if report_tmp is not None else None
+            if writer is not None:
+                outputs.callback(writer.close)
+
+            def on_frame(record: FrameRecord) -> None:
+                if writer is not None:
+                    writer.frame(record)
+                if on_progress is not None:
+                    on_progress(1)
+
+            with FileSource(src) as source:
+                sink = ImageSink(tmp) if is_image_path(dst) else VideoSink(tmp, info, encode, None if info.is_image else src)
+                return pipeline.run(source, sink, fps, on_frame, extra), writer
+
+        stats, writer = one_pass(None)
+        if verifier is not None:
+            first = verify(src, tmp, verifier)
+            stats.verification = {"residual_faces_found": len(first.residuals), "frames_fixed": len(first.residual_frames)}
+            if first.residuals:
+                if writer is not None:
+                    writer.close()
+                fixed_stats, writer = one_pass(first.boxes_by_frame())
+                fixed_stats.verification = stats.verification
+                stats = fixed_stats
+                after = verify(src, tmp, verifier)
+                if after.residuals:
+                    raise ProcessingError(f"{src}: verification still finds {len(after.residuals)} clear face(s) in "
+                                          f"{len(after.residual_frames)} frame(s) after re-masking; nothing was written")
         if writer is not None:
             writer.finish(stats.to_dict())
         return stats

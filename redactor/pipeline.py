@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -94,11 +94,15 @@ class RunStats:
     detector_failures: int = 0
     tracks: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    verification: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"frames": self.frames, "whole_frame_masked": self.whole_frame,
-                "detector_failures": self.detector_failures, "tracks": self.tracks,
-                "stage_seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+        out = {"frames": self.frames, "whole_frame_masked": self.whole_frame,
+               "detector_failures": self.detector_failures, "tracks": self.tracks,
+               "stage_seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+        if self.verification is not None:
+            out["verification"] = self.verification
+        return out
 
 
 _END = object()
@@ -194,19 +198,23 @@ class Pipeline:
         yield from lookahead.flush()
         stats.tracks = len(seen)
 
-    def regions(self, slot: Slot) -> Regions:
-        """Every box of every track, unless the recogniser confirmed that track as a revealed match."""
+    def regions(self, slot: Slot, extra: Mapping[int, np.ndarray] | None = None) -> Regions:
+        """Every box of every track, unless the recogniser confirmed that track as a revealed match,
+        plus any `extra` boxes forced onto this frame (e.g. faces a verifier found still clear)."""
         if slot.failure:
             return Regions.everything(slot.failure)
-        keep = slot.boxes
+        keep = list(slot.boxes)
         if self.recogniser is not None:
             revealed = self.recogniser.revealed()
             keep = [b for b, owner in zip(slot.boxes, slot.owners) if owner not in revealed]
+        if extra is not None and slot.frame.index in extra:
+            keep.extend(np.asarray(extra[slot.frame.index], np.float32).reshape(-1, 4))
         boxes = np.array(keep, np.float32).reshape(-1, 4)
         return self.masker.regions(boxes, slot.frame.width, slot.frame.height)
 
     def run(self, frames: Iterable[Frame], sink: FrameSink, fps: float,
-            on_frame: Callable[[FrameRecord], None] | None = None) -> RunStats:
+            on_frame: Callable[[FrameRecord], None] | None = None,
+            extra: Mapping[int, np.ndarray] | None = None) -> RunStats:
         """Redact every frame into `sink`; on any error the sink is aborted and the error re-raised."""
         stats = RunStats()
         stop = threading.Event()
@@ -229,7 +237,7 @@ class Pipeline:
                 if slot is _END:
                     return
                 t0 = time.perf_counter()
-                regions = self.regions(slot)
+                regions = self.regions(slot, extra)
                 image = self.masker.apply(slot.frame.image, regions)
                 t1 = time.perf_counter()
                 sink.write(slot.frame, image)

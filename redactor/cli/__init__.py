@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
-from typing import Any, Callable
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -23,17 +26,40 @@ class CLIError(click.ClickException):
         self.exit_code = exit_code
 
 
+class Terminated(BaseException):
+    """SIGTERM as an exception, so a `kill` unwinds like Ctrl-C: outputs aborted, temporary files removed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our typed errors into one-line messages; never show a traceback to the user."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with _sigterm_unwinds():
+                return func(*args, **kwargs)
         except RedactorError as exc:
             raise CLIError(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise CLIError("interrupted; no output was written", 130) from None
+        except Terminated:
+            raise CLIError("terminated; no output was written", 143) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # last line of defence: a message, not a traceback
@@ -55,10 +81,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from redactor.cli import audit, keygen, models, redact, watchlist
+    from redactor.cli import audit, keygen, models, redact, verify, watchlist
 
     main.add_command(redact.redact)
     main.add_command(models.models)
+    main.add_command(verify.verify)
     main.add_command(watchlist.watchlist)
     main.add_command(audit.audit)
     main.add_command(keygen.keygen)

@@ -11,7 +11,8 @@ imageio-ffmpeg, whose default `quality=5` means libx264 at CRF 25 with preset
 medium, and whose `macro_block_size=16` would rescale 1080-line video to 1088.
 We pass CRF 20, preset veryfast (redactor's defaults) and no rescaling.
 Detection settings stay at deface's defaults: threshold 0.2, mask scale 1.3,
-blurred ellipses, full-resolution CenterFace on onnxruntime.
+blurred ellipses, full-resolution CenterFace on onnxruntime (which deface only
+uses when the `onnx` package is installed too, so we install it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from redactor.media.sink import EncodeSettings
 
 DEFACE_VERSION = "1.5.0"
 DEFACE_VENV = Path(__file__).resolve().parent / ".venv-deface"
-DEFACE_PACKAGES = (f"deface=={DEFACE_VERSION}", "onnxruntime")
+DEFACE_PACKAGES = (f"deface=={DEFACE_VERSION}", "onnx", "onnxruntime")
+"""deface only uses onnxruntime (its fast path) when `onnx` imports too; otherwise it silently falls back to
+OpenCV's DNN module."""
 
 
 def deface_ffmpeg_config(encode: EncodeSettings = EncodeSettings()) -> dict:
@@ -44,25 +47,34 @@ def deface_ffmpeg_config(encode: EncodeSettings = EncodeSettings()) -> dict:
     }
 
 
-def deface_args(encode: EncodeSettings = EncodeSettings()) -> list[str]:
-    """Every option we give deface beyond input and output; all others are its defaults."""
-    return ["--ffmpeg-config", json.dumps(deface_ffmpeg_config(encode), separators=(",", ":"))]
+def deface_args(encode: EncodeSettings = EncodeSettings(), backend: str = "auto") -> list[str]:
+    """Every option we give deface beyond input and output; all others are its defaults.
+
+    `backend="auto"` (deface's default) picks onnxruntime; "opencv" runs the same
+    CenterFace model on OpenCV's DNN module, as redactor does.
+    """
+    args = ["--ffmpeg-config", json.dumps(deface_ffmpeg_config(encode), separators=(",", ":"))]
+    return args + (["--backend", backend] if backend != "auto" else [])
 
 
 def ensure_deface(venv: Path = DEFACE_VENV) -> Path:
-    """The deface executable, creating its venv first if it does not exist yet."""
+    """The deface executable, creating its venv or installing missing packages first if needed."""
     exe = venv / "bin" / "deface"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    marker = venv / "installed.txt"
+    wanted = "\n".join(DEFACE_PACKAGES)
+    if not (exe.exists() and marker.exists() and marker.read_text() == wanted):
+        if not (venv / "bin" / "pip").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *DEFACE_PACKAGES], check=True)
+        marker.write_text(wanted)
     return exe
 
 
 def deface_versions(venv: Path = DEFACE_VENV) -> dict[str, str]:
     """Installed versions of the packages that decide deface's speed, for the results file."""
     code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({p: m.version(p) for p in ('deface', 'onnxruntime', 'imageio-ffmpeg', 'numpy', "
-            "'opencv-python')}))")
+            "print(json.dumps({p: m.version(p) for p in ('deface', 'onnx', 'onnxruntime', 'imageio-ffmpeg', "
+            "'numpy', 'opencv-python')}))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -84,11 +96,11 @@ class PeerRun:
     output_frames: int
 
 
-def run_deface(src: Path, dst: Path, encode: EncodeSettings = EncodeSettings()) -> PeerRun:
+def run_deface(src: Path, dst: Path, encode: EncodeSettings = EncodeSettings(), backend: str = "auto") -> PeerRun:
     """Run deface on `src` into `dst` (replaced if present); raises if it fails or writes nothing."""
     exe = ensure_deface()
     dst.unlink(missing_ok=True)
-    command = [str(exe), str(src), "-o", str(dst), *deface_args(encode)]
+    command = [str(exe), str(src), "-o", str(dst), *deface_args(encode, backend)]
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -101,9 +113,10 @@ def run_deface(src: Path, dst: Path, encode: EncodeSettings = EncodeSettings()) 
 @click.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "dst", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def main(src: Path, dst: Path) -> None:
+@click.option("--backend", type=click.Choice(["auto", "opencv"]), default="auto", show_default=True)
+def main(src: Path, dst: Path, backend: str) -> None:
     """Run deface on SRC into OUTPUT and print its wall-clock time and output frame count."""
-    run = run_deface(src, dst)
+    run = run_deface(src, dst, backend=backend)
     click.echo(f"{' '.join(run.command)}\n{run.seconds:.2f} s, {run.output_frames} frames written")
 
 

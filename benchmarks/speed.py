@@ -5,7 +5,7 @@ For each clip size this runs, one after another on the same machine:
 - the floor: decode + RGB conversion + encode with PyAV and redactor's default
   encoder settings, nothing in between; no redaction tool can be faster;
 - `redactor redact -q` with default settings, then with each other detector
-  and with `--every 2`;
+  and with the small-face sweep every frame and every 2nd frame (`--every`);
 - deface with its default detection settings and our encoder settings
   (see benchmarks/peers.py).
 
@@ -152,21 +152,26 @@ class Tool:
             enc = EncodeSettings()
             return [sys.executable, "-c", FLOOR_SCRIPT, str(src), str(dst), enc.codec, str(enc.crf), enc.preset]
         if self.kind == "deface":
-            return [str(peers.ensure_deface()), str(src), "-o", str(dst), *peers.deface_args()]
+            return [str(peers.ensure_deface()), str(src), "-o", str(dst), *peers.deface_args(), *self.args]
         command = [str(Path(sys.executable).parent / "redactor"), "redact", str(src), "-o", str(dst), "-q",
                    "--overwrite", *self.args]
         return command + (["--report", str(report)] if report is not None else [])
 
 
 def default_tools(extra: tuple[str, ...] = ()) -> list[Tool]:
-    """Floor, redactor's defaults, every other detector, --every 2, any extra flag sets, deface."""
+    """Floor, redactor's defaults, every other detector, sweeps every 1 and 2 frames, extra flag sets, deface.
+
+    deface runs twice: as installed (CenterFace on onnxruntime) and with `--backend opencv`,
+    the same model on the same OpenCV DNN module as redactor's CenterFace.
+    """
     default = RedactSettings()
     tools = [Tool("floor (PyAV decode+encode)", "floor"), Tool("redactor (defaults)", "redactor")]
     tools += [Tool(f"redactor --detector {d}", "redactor", ("--detector", d))
               for d in DETECTOR_CHOICES if d != default.detector]
-    tools.append(Tool("redactor --every 2", "redactor", ("--every", "2")))
+    tools += [Tool(f"redactor --every {k}", "redactor", ("--every", str(k))) for k in (1, 2) if k != default.every]
     tools += [Tool(f"redactor {flags}", "redactor", tuple(shlex.split(flags))) for flags in extra]
     tools.append(Tool(f"deface {peers.DEFACE_VERSION}", "deface"))
+    tools.append(Tool(f"deface {peers.DEFACE_VERSION} --backend opencv", "deface", ("--backend", "opencv")))
     return tools
 
 
@@ -217,7 +222,7 @@ def _pct(x: float | None) -> str:
 
 def speed_table(results: list[Result]) -> str:
     floor = next(r for r in results if r.tool.startswith("floor"))
-    deface = next((r for r in results if r.tool.startswith("deface")), None)
+    deface = next((r for r in results if r.tool.startswith("deface")), None)  # the first: deface's defaults
     lines = ["| tool | frames in/out | wall s | fps | x floor | x deface | CPU s / frame | start-up s (1 frame) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:

@@ -10,11 +10,15 @@ distance is zeroed as soon as the vote is counted, and a non-match's pending
 scores are zeroed the moment it is decided. No log line, audit record,
 exception or statistic carries a non-match's vector or score.
 
-A confirmed track is checked again (one embedding) when it could have changed
-hands: after it overlapped another face, or was lost for a while, since a
-tracker can swap identities there. Until that check passes it is masked again.
-Embedding work is bounded per track (`max_embeddings`) and per frame
-(`per_frame`), because it runs on the pipeline's detect thread.
+A confirmed track is voted on afresh, masked meanwhile, whenever it could have
+changed hands: after it overlapped another face, after it was lost for a while,
+or when its box jumps in size or place from one detection to the next (a
+tracker can swap identities in all three). As a backstop it is also re-voted
+every `recheck_every_seconds` while it stays clear; losing that vote masks it.
+Embedding work is bounded because it runs on the pipeline's detect thread: at
+most `per_frame` embeddings a frame, at most `max_samples` per vote (so a
+stranger is embedded at most `max_samples` times, ever), and a confirmed track
+is re-voted at most once per `recheck_every_seconds` unless it gives cause.
 """
 
 from __future__ import annotations
@@ -43,34 +47,44 @@ class MatchPolicy:
     threshold: float = DEFAULT_THRESHOLD
     votes: int = 2
     max_samples: int = 5
-    max_embeddings: int = 8
-    per_frame: int = 2
+    per_frame: int = 1
     min_face_px: float = 40.0
     gap_seconds: float = 0.2
     recheck_after_seconds: float = 0.3
+    recheck_every_seconds: float = 1.0
+    jump: float = 0.5
     overlap: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= MAX_THRESHOLD:
             raise ValueError(f"match threshold must be in (0, {MAX_THRESHOLD}]; "
                              f"{MAX_THRESHOLD} is dlib's same-person limit and may not be loosened")
-        if self.votes < 1 or self.max_samples < self.votes or self.max_embeddings < self.max_samples:
-            raise ValueError("need 1 <= votes <= max_samples <= max_embeddings")
-        if self.per_frame < 1 or self.min_face_px <= 0 or self.gap_seconds < 0 or self.recheck_after_seconds < 0:
+        if self.votes < 1 or self.max_samples < self.votes:
+            raise ValueError("need 1 <= votes <= max_samples")
+        if self.per_frame < 1 or self.min_face_px <= 0 or min(self.gap_seconds, self.recheck_after_seconds) < 0:
             raise ValueError("per_frame >= 1, min_face_px > 0 and times >= 0 are required")
+        if self.recheck_every_seconds <= 0 or self.jump <= 0:
+            raise ValueError("recheck_every_seconds and jump must be > 0")
 
 
 @dataclass
 class _Track:
-    """What is known about one undecided or confirmed track: counts, and scores only towards a match."""
+    """One track's vote (counts, and scores only towards a match) or its confirmed entry.
+
+    `previous` is the entry of a confirmed track masked while it is voted on again;
+    `rechecking` marks a confirmed track, still clear, in its periodic re-vote.
+    """
 
     embeddings: int = 0
     misses: int = 0
     scores: dict[str, list[float]] = field(default_factory=dict)
     entry: str | None = None
-    suspect: bool = False
+    previous: str | None = None
+    rechecking: bool = False
+    confirmed_at: float = 0.0
     last_sample: float = float("-inf")
     last_detected: float = float("-inf")
+    last_box: np.ndarray | None = None
 
     def forget(self) -> None:
         for values in self.scores.values():
@@ -81,7 +95,11 @@ class _Track:
 
 @dataclass
 class MatchStats:
-    """Counts only: how much was embedded and decided (for benchmarks and tests; nothing identifying)."""
+    """Counts only: how much was embedded and decided (for benchmarks and tests; nothing identifying).
+
+    `confirmed` counts tracks confirmed once (re-confirmations are not counted again); `withdrawn`
+    counts confirmed tracks that a later vote rejected.
+    """
 
     embeddings: int = 0
     confirmed: int = 0
@@ -140,14 +158,20 @@ class WatchlistMatcher:
             if tid in self._rejected:
                 continue
             track = self._tracks.setdefault(tid, _Track())
+            box = np.asarray(tracked.xyxy[i], np.float32)
             detected = not bool(tracked.predicted[i])
-            if self.reveal and track.entry is not None and (overlapped[i] or (
-                    detected and now - track.last_detected > self.policy.recheck_after_seconds)):
-                track.suspect = True
+            if self.reveal and track.entry is not None:
+                if self._suspicious(track, box, detected, overlapped[i], now):
+                    track.previous, track.entry, track.rechecking = track.entry, None, False
+                    track.embeddings = track.misses = 0
+                elif not track.rechecking and now - track.confirmed_at >= self.policy.recheck_every_seconds:
+                    track.rechecking = True
+                    track.embeddings = track.misses = 0
             if detected:
-                track.last_detected = now
-            if detected and not overlapped[i] and self._eligible(track, tracked.xyxy[i], frame, now):
-                wanted.append(((not track.suspect, track.embeddings, -float(tracked.widths[i])), tid, i))
+                track.last_detected, track.last_box = now, box
+            if detected and not overlapped[i] and self._eligible(track, box, frame, now):
+                wanted.append(((track.previous is None, track.rechecking, track.embeddings, -float(tracked.widths[i])),
+                               tid, i))
         for _, tid, i in sorted(wanted)[: self.policy.per_frame]:
             self._sample(tid, self._tracks[tid], frame, tracked.xyxy[i], now)
         self._publish()
@@ -187,11 +211,24 @@ class WatchlistMatcher:
             if entries else np.zeros(0, int)
         self._templates = np.concatenate([e.templates for e in entries]) if entries else np.zeros((0, 128))
 
+    def _suspicious(self, track: _Track, box: np.ndarray, detected: bool, overlapped: bool, now: float) -> bool:
+        """Could this confirmed track now be someone else? Then it is masked and voted on again."""
+        p = self.policy
+        if overlapped:
+            return True
+        if not detected or track.last_box is None:
+            return False
+        if now - track.last_detected > p.recheck_after_seconds:
+            return True
+        size, before = _size(box), _size(track.last_box)
+        shift = float(np.linalg.norm((box[:2] + box[2:]) / 2 - (track.last_box[:2] + track.last_box[2:]) / 2))
+        return abs(size / max(before, 1e-6) - 1) > p.jump or shift > p.jump * max(size, before)
+
     def _eligible(self, track: _Track, box: np.ndarray, frame: Frame, now: float) -> bool:
         p = self.policy
-        if track.entry is not None and not track.suspect:
+        if track.entry is not None and not track.rechecking:
             return False
-        if track.embeddings >= p.max_embeddings or now - track.last_sample < p.gap_seconds:
+        if track.embeddings >= p.max_samples or now - track.last_sample < p.gap_seconds:
             return False
         x1, y1, x2, y2 = (float(v) for v in box)
         whole = x1 > 0 and y1 > 0 and x2 < frame.width and y2 < frame.height
@@ -217,38 +254,35 @@ class WatchlistMatcher:
             track.misses += 1
         else:
             track.scores.setdefault(entry, []).append(score)
-        self._decide(tid, track, frame, now, entry)
+        self._decide(tid, track, frame, now)
 
-    def _decide(self, tid: int, track: _Track, frame: Frame, now: float, voted: str | None) -> None:
+    def _decide(self, tid: int, track: _Track, frame: Frame, now: float) -> None:
         p = self.policy
-        if track.entry is not None:  # a re-check of a confirmed track: one sample must agree again
-            if voted == track.entry:
-                track.suspect = False
-                self._confirm(tid, track, frame, now, recheck=True)
-            else:
-                self._audit.record("match-withdrawn", entry_id=track.entry, camera=self.camera,
-                                   source=frame.source, track=tid, frame=frame.index, at_seconds=round(now, 3))
-                self.stats.withdrawn += 1
-                self._reject(tid, track)
-            return
         best = max(track.scores, key=lambda k: len(track.scores[k]), default=None)
         hits = len(track.scores[best]) if best else 0
         if best and hits >= p.votes and hits > track.misses:
-            track.entry = best
-            self.stats.confirmed += 1
-            self._confirm(tid, track, frame, now, recheck=False)
+            self.stats.confirmed += track.previous is None and track.entry is None
+            self._confirm(tid, track, best, frame, now)
         elif (track.misses >= p.votes and track.misses > hits) or track.embeddings >= p.max_samples:
-            self.stats.rejected += 1
+            if track.previous is not None or track.entry is not None:
+                self._audit.record("match-withdrawn", entry_id=track.previous or track.entry, camera=self.camera,
+                                   source=frame.source, track=tid, frame=frame.index, at_seconds=round(now, 3))
+                self.stats.withdrawn += 1
+            else:
+                self.stats.rejected += 1
             self._reject(tid, track)
 
-    def _confirm(self, tid: int, track: _Track, frame: Frame, now: float, recheck: bool) -> None:
-        entry = self._entries[str(track.entry)]
-        scores = track.scores.get(entry.id, [])
+    def _confirm(self, tid: int, track: _Track, entry_id: str, frame: Frame, now: float) -> None:
+        entry = self._entries[entry_id]
+        scores = track.scores[entry.id]
+        recheck = entry.id in (track.previous, track.entry)
+        track.entry, track.previous, track.rechecking, track.confirmed_at = entry.id, None, False, now
         self._audit.record("match" if self.reveal else "alert", entry_id=entry.id, basis=entry.basis,
                            reference=entry.reference, category=entry.category, camera=self.camera,
                            source=frame.source, track=tid, frame=frame.index, at_seconds=round(now, 3),
                            score=round(float(np.mean(scores)), 4), threshold=self.policy.threshold,
                            recheck=recheck, action="reveal" if self.reveal else "alert-only")
+        track.misses = 0
         track.forget()
 
     def _reject(self, tid: int, track: _Track) -> None:
@@ -258,10 +292,14 @@ class WatchlistMatcher:
         self._rejected.add(tid)
 
     def _publish(self) -> None:
-        shown = frozenset(tid for tid, t in self._tracks.items() if t.entry is not None and not t.suspect) \
-            if self.reveal else frozenset()
+        shown = frozenset(tid for tid, t in self._tracks.items() if t.entry is not None) if self.reveal else frozenset()
         with self._lock:
             self._revealed = shown
+
+
+def _size(box: np.ndarray) -> float:
+    """Geometric-mean side: stable across detectors whose boxes differ in aspect (BlazeFace square, CenterFace tall)."""
+    return float(np.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)))
 
 
 def _overlapping(boxes: np.ndarray, limit: float) -> np.ndarray:

@@ -215,3 +215,24 @@ def test_sink_failure_mid_run_leaves_no_output(tmp_path: Path, tiny_clip: tuple[
         redact_file(tiny_clip[0], out, pipeline, EncodeSettings(), report=tmp_path / "out" / "tiny.json")
     assert len(written) == 10
     assert leftovers(out.parent) == []
+
+
+class FindsNothing(Detector):
+    """The whole-frame pass missing faces too small for it, so that only the periodic sweep finds them."""
+
+    name = "finds-nothing"
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return Detections.empty(self.name)
+
+
+@pytest.mark.xfail(strict=True, reason="frames where only the cheap pass ran count as detector misses, so with "
+                                       "--every N longer than --hold plus --lookahead a face that only the sweep "
+                                       "finds is dropped and left clear until the next sweep")
+def test_faces_only_the_sweep_finds_stay_masked_between_sweeps(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth],
+                                                               pipeline: Pipeline) -> None:
+    sparse = copy.copy(pipeline)
+    sparse.schedule = Schedule(FindsNothing(), pipeline.schedule.sweep, 23)
+    out = tmp_path / "sparse.mp4"
+    redact_file(tiny_clip[0], out, sparse, EncodeSettings())
+    assert score(tiny_clip[0], out, tiny_clip[1]).clear_faces == ()

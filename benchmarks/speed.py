@@ -267,12 +267,18 @@ def stage_table(results: list[Result]) -> str:
 
 
 def machine() -> dict:
+    """Where and on what code the figures were taken (the CPU may be shared: see the load averages)."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                if line.startswith("MemTotal"))
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem / 2**20, 1), "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": git("rev-parse", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--", "redactor", "benchmarks").splitlines()}
 
 
 @click.command()
@@ -298,7 +304,9 @@ def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_de
         info["deface"], info["deface_args"] = peers.deface_versions(), peers.deface_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     everything: dict = {"machine": info, "seconds": seconds, "seed": seed, "sizes": {}}
-    click.echo(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, {info['date']}")
+    click.echo(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, {info['date']}, "
+               f"commit {info['commit'][:10]}" + (", uncommitted changes: " + "; ".join(info["uncommitted"])
+                                                   if info["uncommitted"] else ""))
     for name in names:
         spec = crowd_spec(name, seconds, seed)
         clip = OUT_DIR / f"crowd_{name}_{seconds:g}s_seed{seed}.mp4"

@@ -146,6 +146,7 @@ class WatchlistMatcher:
         if today != self._today:
             self._set_entries(today)
         if not self.active:
+            self._publish()
             return
         # Without timestamps, treat frames as a second apart: only the sampling cadence depends on it.
         now = frame.seconds if frame.seconds is not None else float(frame.index)
@@ -241,7 +242,8 @@ class WatchlistMatcher:
         self.stats.embeddings += 1
         try:
             vector = self._embedder.embed(frame.image, box)
-        except Exception:  # an unusable face crop is a lost vote: the track simply stays masked
+        except Exception:  # an unusable face crop is a lost vote: the track stays masked
+            self._decide(tid, track, frame, now)
             return
         distances = np.linalg.norm(self._templates - vector, axis=1)
         vector.fill(0.0)

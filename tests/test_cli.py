@@ -250,7 +250,7 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path, long_clip: Path, signu
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: any(".part" in p.name for p in out.iterdir()), timeout=60)
-        time.sleep(0.5)
+        time.sleep(0.2)
         assert proc.poll() is None, "the run must still be going when the signal arrives"
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)

@@ -183,7 +183,8 @@ class Pipeline:
             found, failure = self.detect(frame)
             t1 = clock()
             when = frame.seconds if frame.seconds is not None else frame.index / fps
-            tracked = tracker.update(found, when, detected=not failure)
+            complete = not failure and self.schedule.is_sweep(frame.index)
+            tracked = tracker.update(found, when, detected=complete)
             seen.update(int(t) for t in tracked.tracker_id)
             t2 = clock()
             if self.recogniser is not None and not failure:

@@ -226,9 +226,6 @@ class FindsNothing(Detector):
         return Detections.empty(self.name)
 
 
-@pytest.mark.xfail(strict=True, reason="frames where only the cheap pass ran count as detector misses, so with "
-                                       "--every N longer than --hold plus --lookahead a face that only the sweep "
-                                       "finds is dropped and left clear until the next sweep")
 def test_faces_only_the_sweep_finds_stay_masked_between_sweeps(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth],
                                                                pipeline: Pipeline) -> None:
     sparse = copy.copy(pipeline)

@@ -121,13 +121,13 @@ def test_new_face_far_from_a_track_starts_its_own() -> None:
     assert out.predicted.tolist() == [False, False]
 
 
-def test_frames_without_detection_keep_tracks_within_hold() -> None:
+def test_partial_passes_fold_in_what_they_find_and_end_nothing() -> None:
     tracker = Tracker(hold_seconds=1.0)
     tracker.update(dets(box_at(10, 10)), 0.0)
     for k in range(1, 10):
         out = tracker.update(dets(box_at(150, 150)), k / FPS, detected=False)
-        assert out.tracker_id.tolist() == [1], "detections on a frame the detector skipped are ignored"
-        assert out.predicted.tolist() == [True]
+        assert out.tracker_id.tolist() == [1, 2], "a face found by a partial pass is tracked; the unseen one is kept"
+        assert out.predicted.tolist() == [True, False]
 
 
 def test_frames_without_detection_never_end_a_track() -> None:

@@ -66,14 +66,16 @@ class Tracker:
     def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
         """Advance to time `t` (seconds) and fold in this frame's detections.
 
-        With detected=False the detector did not run on this frame: tracks coast
-        and no track ends for lack of a detection it was never offered.
+        detected=False says this frame had no complete detection pass (the
+        detector did not run, or only a pass blind to small faces did): whatever
+        was found is still folded in, but no track ends for lack of a detection
+        it was never offered.
         """
         dt = 0.0 if self._time is None else max(t - self._time, 0.0)
         self._time = t
         predicted = [tr.kf.predict(dt) for tr in self._tracks]
         matched: dict[int, int] = {}
-        if detected and len(detections):
+        if len(detections):
             order = np.argsort(-detections.confidence)
             high = [i for i in order if detections.confidence[i] >= self.high]
             low = [i for i in order if self.low <= detections.confidence[i] < self.high]

@@ -1,0 +1,112 @@
+"""No embedding or score of a non-matching face reaches any output, log, report or error message.
+
+The real embedder is wrapped to keep a private copy of every vector it returns
+and of its distance to the watchlist template. After a redaction with a
+watchlist over a clip where strangers walk beside the watchlist person, every
+byte the run produced (video, report, audit log and head, the watchlist file,
+captured logging, stdout/stderr) and the text of an error raised mid-run are
+searched for those values, as text in several precisions and as raw floats.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from redactor.recognise import build_recogniser
+from redactor.recognise.embedder import Embedder
+from redactor.recognise.matcher import DEFAULT_THRESHOLD
+
+pytestmark = pytest.mark.integration
+
+
+def needles(vector: np.ndarray, distance: float) -> list[bytes]:
+    """Ways a vector or a score could be written: decimal text at several precisions and packed floats."""
+    out = [struct.pack("<4d", *vector[:4]), struct.pack("<4f", *vector[:4]),
+           np.asarray(vector[:4], ">f8").tobytes(), np.asarray(vector[:4], ">f4").tobytes()]
+    for x in vector[:16]:
+        out += [repr(float(x)).encode(), f"{abs(x):.6f}".encode(), f"{abs(x):.5f}".encode()]
+    out += [repr(distance).encode(), f"{distance:.4f}".encode(), f"{distance:.5f}".encode(),
+            struct.pack("<d", distance), struct.pack("<f", distance)]
+    return out
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch):
+    """Record (copy of vector, the object handed to the matcher) for every real embedding."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    real = Embedder.embed
+
+    def recording(self: Embedder, image: np.ndarray, box: object) -> np.ndarray:
+        vector = real(self, image, box)
+        calls.append((vector.copy(), vector))
+        return vector
+
+    monkeypatch.setattr(Embedder, "embed", recording)
+    return calls
+
+
+def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: pytest.LogCaptureFixture,
+                                                 capfd: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.recognition import enrolled_watchlist, watchlist_scene
+    from benchmarks.synth import make_clip
+    from redactor.jobs import redact_file
+    from redactor.media.sink import VideoSink
+    from redactor.pipeline import Pipeline, RedactSettings
+    from redactor.recognise.keys import load_key
+    from redactor.recognise.watchlist import read_entries
+
+    caplog.set_level(logging.DEBUG)
+    key_file, watchlist = enrolled_watchlist(tmp_path)
+    template = np.asarray(read_entries(watchlist, load_key(key_file))[0]["templates"][0])
+    watchlist_before = watchlist.read_bytes()
+    spy.clear()  # the enrolment template is the watchlist's own, not a non-match
+    clip = tmp_path / "scene.mp4"
+    make_clip(watchlist_scene(1), clip)
+    audit = tmp_path / "audit.jsonl"
+    out, report = tmp_path / "out.mp4", tmp_path / "out.report.json"
+
+    recogniser = build_recogniser(watchlist, key_file, "gate-1", True, audit)
+    with Pipeline(RedactSettings(), recogniser=recogniser) as pipeline:
+        redact_file(clip, out, pipeline, RedactSettings().encode, report=report)
+    assert recogniser.stats.rejected >= 3 and recogniser.stats.confirmed == 2
+
+    # A second run that fails mid-way, after strangers were judged: its error text is searched too.
+    real_write = VideoSink.write
+    written = []
+
+    def failing(self: VideoSink, *args: object) -> None:
+        written.append(1)
+        if len(written) > 30:
+            raise RuntimeError("disk full")
+        real_write(self, *args)
+
+    monkeypatch.setattr(VideoSink, "write", failing)
+    recogniser = build_recogniser(watchlist, key_file, "gate-1", True, audit)
+    with Pipeline(RedactSettings(), recogniser=recogniser) as pipeline:
+        with pytest.raises(Exception) as failure:
+            redact_file(clip, tmp_path / "failed.mp4", pipeline, RedactSettings().encode,
+                        report=tmp_path / "failed.report.json")
+    error_text = "".join(traceback.format_exception(failure.value)) + repr(failure.value)
+
+    samples = [(copy, original, float(np.linalg.norm(copy - template))) for copy, original in spy]
+    non_matches = [(copy, d) for copy, _, d in samples if d > DEFAULT_THRESHOLD]
+    assert len(non_matches) >= 6, "the clip must contain judged strangers"
+    assert all(not original.any() for _, original, _ in samples), "every vector is zeroed once its vote is counted"
+
+    captured = capfd.readouterr()
+    haystacks = {path.name: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    haystacks |= {"log records": caplog.text.encode(), "stdout": captured.out.encode(),
+                  "stderr": captured.err.encode(), "error": error_text.encode()}
+    assert {"out.mp4", "out.report.json", "audit.jsonl", "audit.jsonl.head"} <= set(haystacks)
+    assert watchlist.read_bytes() == watchlist_before
+    for vector, distance in non_matches:
+        for needle in needles(vector, distance):
+            for name, hay in haystacks.items():
+                assert needle not in hay, f"non-match data {needle!r} found in {name}"

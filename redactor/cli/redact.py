@@ -59,6 +59,16 @@ _DEFAULTS = RedactSettings()
               help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default=EncodeSettings.preset, show_default=True, help="Encoder speed preset.")
 @click.option("--drop-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
+@click.option("--watchlist", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Encrypted watchlist: only faces confirmed as one of its lawful entries may stay clear.")
+@click.option("--reveal", type=click.Choice(["matches"]), default=None,
+              help="With --watchlist: leave confirmed matches clear (everyone else stays blurred).")
+@click.option("--alert-only", is_flag=True, help="With --watchlist: keep matches blurred too, only log an alert.")
+@click.option("--camera", default=None, help="Camera/source id: watchlist entries limited to other cameras do not apply.")
+@click.option("--audit-log", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Hash-chained audit log (default: WATCHLIST.audit.jsonl).")
+@click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False), envvar="REDACTOR_KEY_FILE", default=None,
+              help="Watchlist key file (or $REDACTOR_KEY_FILE); never a key on the command line.")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Write a JSON sidecar: per-frame tracks and boxes, settings, stage timings (never pixels).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
@@ -67,7 +77,9 @@ _DEFAULTS = RedactSettings()
 @reports_errors
 def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detector: str, threshold: float,
            every: int, tile: int, centerface_scale: float | None, thorough: bool, verify: bool, mask_scale: float, hold_seconds: float,
-           lookahead_seconds: float, codec: str, crf: int, preset: str, drop_audio: bool, report: Path | None,
+           lookahead_seconds: float, codec: str, crf: int, preset: str, drop_audio: bool,
+           watchlist: Path | None, reveal: str | None, alert_only: bool, camera: str | None, audit_log: Path | None,
+           key_file: Path | None, report: Path | None,
            overwrite: bool, quiet: bool, models_dir: str | None) -> None:
     """Blur every face in INPUTS (videos, images or folders of them) and write the result to OUTPUT.
 
@@ -86,10 +98,20 @@ def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detect
     settings = RedactSettings(detector=detector, threshold=threshold, every=every, tile=tile,
                               centerface_scale=centerface_scale, mode=mode, shape=shape, mask_scale=mask_scale,
                               hold_seconds=hold_seconds, lookahead_seconds=lookahead_seconds, encode=encode)
+    if watchlist is None and (reveal or alert_only or audit_log):
+        raise click.UsageError("--reveal, --alert-only and --audit-log need --watchlist")
+    if watchlist is not None and bool(reveal) == alert_only:
+        raise click.UsageError("with --watchlist, choose what a match does: --reveal matches or --alert-only")
     pairs = plan_outputs(list(inputs), output)
     if report is not None and len(pairs) > 1:
         raise click.BadParameter("--report takes one input; use a folder of reports with batch jobs", param_hint="--report")
-    with Pipeline(settings, models_dir) as pipeline, ExitStack() as stack:
+    recogniser = None
+    if watchlist is not None:
+        from redactor.recognise import build_recogniser
+
+        recogniser = build_recogniser(watchlist, key_file, camera, reveal=bool(reveal), audit_log=audit_log,
+                                      models_dir=models_dir)
+    with Pipeline(settings, models_dir, recogniser=recogniser) as pipeline, ExitStack() as stack:
         second = stack.enter_context(build_verifier(models_dir=models_dir)) if verify else None
         for src, dst in pairs:
             bar = tqdm(desc=src.name, unit="frame", disable=True if quiet else None, leave=False, dynamic_ncols=True)

@@ -30,7 +30,6 @@ from typing import Any, Iterator
 
 import av
 import click
-import cv2
 import numpy as np
 
 from benchmarks.score import compare_face

@@ -112,12 +112,6 @@ class Entry:
             return f"applies only to camera(s) {allowed}, and no camera was named for this run"
         return f"applies only to camera(s) {allowed}, not {camera}"
 
-    def metadata(self) -> dict[str, Any]:
-        """Everything but the templates, for listings and reports."""
-        return {"id": self.id, "label": self.label, "basis": self.basis, "reference": self.reference,
-                "authorised_by": self.authorised_by, "category": self.category,
-                "expires": self.expires.isoformat(), "cameras": list(self.cameras),
-                "templates": len(self.templates), "created": self.created}
 
 
 @dataclass(frozen=True)

@@ -82,18 +82,23 @@ def watchlist_scene(seed: int = 0, n_frames: int = 48) -> ClipSpec:
     return ClipSpec(640, 360, 12, n_frames, faces, seed=seed)
 
 
-def stranger_crowd(seed: int, n_frames: int = 72, life: int = 12) -> ClipSpec:
-    """Short-lived stranger faces (48-100 px) taking turns in six non-overlapping cells of a 640x360 frame."""
+def stranger_crowd(seed: int, n_frames: int = 144, life: int = 12) -> ClipSpec:
+    """Stranger faces (48-84 px) living `life` frames each in a 3x3 grid of a 640x360 frame.
+
+    A cell is reused only after two idle seconds, longer than the tracker's hold,
+    so every face is a track of its own and is judged on its own.
+    """
     rng = np.random.default_rng([seed, 11])
     faces = []
-    for k in range(6 * (n_frames // life)):
-        cell, start = k % 6, (k // 6) * life
-        cx, cy = 107 + 213 * (cell % 3), 90 + 180 * (cell // 3)
-        w = float(rng.uniform(48, 100))
-        a = (cx + float(rng.uniform(-30, 30)), cy + float(rng.uniform(-15, 15)))
-        b = (a[0] + float(rng.uniform(-25, 25)), a[1] + float(rng.uniform(-10, 10)))
-        faces.append(FaceSpec(STRANGERS[(k + seed) % 2], w, w * float(rng.uniform(0.9, 1.1)), (a, b), start,
-                              start + life, float(rng.uniform(-10, 10)), float(rng.uniform(0.75, 1.2))))
+    for period in range(n_frames // life):
+        for cell in range(period % 3, 9, 3):
+            cx, cy = 107 + 213 * (cell % 3), 60 + 120 * (cell // 3)
+            w = float(rng.uniform(48, 84))
+            a = (cx + float(rng.uniform(-40, 40)), cy + float(rng.uniform(-6, 6)))
+            b = (a[0] + float(rng.uniform(-25, 25)), a[1] + float(rng.uniform(-4, 4)))
+            faces.append(FaceSpec(STRANGERS[(cell + period + seed) % 2], w, w * float(rng.uniform(0.9, 1.1)), (a, b),
+                                  period * life, (period + 1) * life, float(rng.uniform(-10, 10)),
+                                  float(rng.uniform(0.75, 1.2))))
     return ClipSpec(640, 360, 12, n_frames, tuple(faces), seed=seed)
 
 

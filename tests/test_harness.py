@@ -93,6 +93,19 @@ def blur_left_half(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:
     return rgb
 
 
+def noise_boxes(sigma: float) -> Edit:
+    def edit(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        rng = np.random.default_rng(0)
+        for b in boxes:
+            x0, y0, x1, y1 = _px(b.box, w, h)
+            noisy = rgb[y0:y1, x0:x1] + rng.normal(0, sigma, (y1 - y0, x1 - x0, 1))
+            rgb[y0:y1, x0:x1] = np.clip(noisy, 0, 255).astype(np.uint8)
+        return rgb
+
+    return edit
+
+
 def blur_frame(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:
     return cv2.GaussianBlur(rgb, (0, 0), 16)
 
@@ -283,6 +296,8 @@ RULE_CASES = [
     # (clip, edit, only faces at least this wide, share of face-frames called PROTECTED)
     *[(clip, unchanged, 0, 0.0) for clip in ("tiny", "small", "small_night")],  # a crf 23 re-encode is CLEAR
     *[(clip, blur_left_half, 0, 0.0) for clip in ("tiny", "small")],  # half a face is a face
+    # Noise hides nothing: the correlation drops but the detail is all there.
+    ("tiny", noise_boxes(50), 0, 0.0),
     *[(clip, blur_boxes(1 / 8), 0, 1.0) for clip in ("tiny", "small", "small_night")],
     *[(clip, fill_boxes, 0, 1.0) for clip in ("tiny", "small", "small_night")],
     ("tiny", pixelate_boxes(8), 0, 1.0),
@@ -295,6 +310,7 @@ RULE_IDS = [
     f"{clip}-{name}"
     for clip, name in [(c, "reencode") for c in ("tiny", "small", "small_night")]
     + [(c, "half-blurred") for c in ("tiny", "small")]
+    + [("tiny", "noise")]
     + [(c, n) for n in ("blur-w8", "fill") for c in ("tiny", "small", "small_night")]
     + [("tiny", "pixelate-8"), ("small", "pixelate-6"), ("small_night", "pixelate-6")]
 ]

@@ -109,7 +109,7 @@ def compare_face(
     h, w = original.shape
     x0, y0, x1, y1 = _outward(box, w, h)
     if x1 <= x0 or y1 <= y0:
-        return FaceVerdict(0.0, 0.0, True)
+        raise ValueError(f"box {box} has no pixels in the {w}x{h} frame")
     coarse = max(BAND_SIGMA_MIN, face_width * BAND_SIGMA_PER_WIDTH)
     fine = min(BAND_FINE_SIGMA, 0.7 * coarse)
     pad = math.ceil(3 * coarse)
@@ -261,7 +261,7 @@ def score(
                 )
                 continue
             for b in gt.boxes_at(t):
-                if b.visible_fraction < min_visible:
+                if b.visible_fraction < min_visible or b.visible_fraction == 0:
                     continue
                 verdict = compare_face(orig, red, b.box, b.face_width)
                 name = next(n for n, lo, hi in WIDTH_BINS if lo <= b.face_width < hi)

@@ -532,15 +532,10 @@ def make_clip(spec: ClipSpec, path: str | Path, *, audio: bool = False, crf: int
         out.mux(video.encode(None))
         if sound is not None:
             out.mux(sound.encode(None))
-    gt = GroundTruth(
-        spec.width,
-        spec.height,
-        spec.fps,
-        spec.n_frames,
-        tuple(GTTrack(i, photos[i], tuple(rows[i])) for i in sorted(rows)),
-    )
-    gt.save(f"{path}.gt.json")
-    return gt
+    tracks = tuple(GTTrack(i, photos[i], tuple(rows[i])) for i in sorted(rows))
+    GroundTruth(spec.width, spec.height, spec.fps, spec.n_frames, tracks).save(f"{path}.gt.json")
+    # Hand back exactly what is on disk (rounded to 1/1000 px), so in-memory and CLI scoring agree.
+    return GroundTruth.load(f"{path}.gt.json")
 
 
 def _mux_tone(out: av.container.OutputContainer, stream: av.AudioStream, done: int, until: int) -> int:
@@ -618,13 +613,13 @@ PRESETS: dict[str, Callable[[int], ClipSpec]] = {"tiny": tiny_test_clip, "crowd_
 @click.argument("preset", type=click.Choice(sorted(PRESETS)))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--night-ir", is_flag=True, help="Grey, noisy, low-contrast variant.")
+@click.option("--night-ir", "night", is_flag=True, help="Grey, noisy, low-contrast variant.")
 @click.option("--audio", is_flag=True, help="Add a 440 Hz AAC tone to test audio passthrough.")
-def main(preset: str, out: Path, seed: int, night_ir: bool, audio: bool) -> None:
+def main(preset: str, out: Path, seed: int, night: bool, audio: bool) -> None:
     """Render PRESET into OUT (.mp4 or .mkv) and its ground truth into OUT.gt.json."""
     spec = PRESETS[preset](seed)
-    if night_ir:
-        spec = dataclasses.replace(spec, night_ir=True)
+    if night:
+        spec = night_ir(spec)
     gt = make_clip(spec, out, audio=audio)
     n = sum(len(t.frames) for t in gt.tracks)
     click.echo(f"{out}: {gt.n_frames} frames, {len(gt.tracks)} tracks, {n} face-frames; ground truth in {out}.gt.json")

@@ -277,6 +277,19 @@ def test_night_ir_is_grey_and_day_is_not(tiny: tuple[Path, GroundTruth], workdir
     assert np.abs(day[..., 0] - day[..., 2]).mean() > 10
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_crowd_preset_covers_every_size_and_occlusion(seed: int) -> None:
+    spec = synth.crowd_720p(seed)
+    assert (spec.width, spec.height, spec.fps, spec.n_frames) == (1280, 720, 25, 100)
+    widths = [w for f in spec.faces for w in (f.width_px_start, f.width_px_end)]
+    assert len(spec.faces) == 10 and min(widths) == 12 and max(widths) == 250
+    for lo, hi in [(12, 16), (16, 24), (24, 48), (48, 96), (96, 300)]:
+        assert any(lo <= w < hi for w in widths)
+    assert sorted(str(f.occluder) for f in spec.faces).count("None") == 8
+    assert {f.occluder for f in spec.faces} == {None, "pole", "face"}
+    assert synth.night_ir(spec).night_ir and not spec.night_ir
+
+
 def test_specs_refuse_bad_values() -> None:
     with pytest.raises(ValueError, match="unknown photo"):
         FaceSpec("nobody", 20, 20, ((0, 0), (1, 1)), 0, 5)

@@ -187,12 +187,11 @@ class Pipeline:
             tracked = tracker.update(found, when, detected=complete)
             seen.update(int(t) for t in tracked.tracker_id)
             t2 = clock()
+            stats.seconds["detect"] += t1 - t0
+            stats.seconds["track"] += t2 - t1
             if self.recogniser is not None and not failure:
                 self.recogniser.observe(frame, tracked)
                 stats.seconds["recognise"] += clock() - t2
-                t2 = clock()
-            stats.seconds["detect"] += t1 - t0
-            stats.seconds["track"] += t2 - t1
             if failure:
                 stats.detector_failures += 1
             yield from lookahead.push(frame, tracked, failure)

@@ -22,6 +22,10 @@ from redactor.types import Detections
 
 VARIANTS = {"full": "blazeface-full-range", "short": "blazeface-short-range"}
 
+# mediapipe's native absl logging reads this once: keep its WARNING chatter (e.g. about tensor
+# alignment, which can surface on any inference) off our users' terminals; errors still show.
+os.environ.setdefault("GOOGLE_STDERRTHRESHOLD", "2")
+
 
 @contextmanager
 def native_stderr_silenced() -> Iterator[None]:

@@ -221,8 +221,9 @@ def _pct(x: float | None) -> str:
 
 
 def speed_table(results: list[Result]) -> str:
+    """fps and CPU per frame; 'x deface' is relative to the faster deface row, whichever backend that was."""
     floor = next(r for r in results if r.tool.startswith("floor"))
-    deface = next((r for r in results if r.tool.startswith("deface")), None)  # the first: deface's defaults
+    deface = max((r for r in results if r.tool.startswith("deface")), key=lambda r: r.fps, default=None)
     lines = ["| tool | frames in/out | wall s | fps | x floor | x deface | CPU s / frame | start-up s (1 frame) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
@@ -266,6 +267,16 @@ def stage_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def tables(size: dict) -> str:
+    """All tables for one clip size, from the dict that --json stores (so a saved run can be re-printed)."""
+    names = {f.name for f in dataclasses.fields(Result)}
+    results = [Result(**{k: v for k, v in r.items() if k in names}) for r in size["results"]]
+    return (f"\n### {size['width']}x{size['height']}, {size.get('fps', 25)} fps, {size['frames']} frames "
+            f"({Path(size['clip']).name})\n\n"
+            f"Load average (1, 5, 15 min) before: {tuple(size['load_before'])}, after: {tuple(size['load_after'])}\n\n"
+            + speed_table(results) + "\n\n" + recall_table(results) + "\n\n" + stage_table(results))
+
+
 def machine() -> dict:
     """Where and on what code the figures were taken (the CPU may be shared: see the load averages)."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -290,9 +301,16 @@ def machine() -> dict:
 @click.option("--no-deface", is_flag=True, help="Skip the peer (no venv is built).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every figure, command and score as JSON.")
+@click.option("--tables-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Measure nothing: re-print the tables of a run saved with --json.")
 def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_deface: bool,
-         json_path: Path | None) -> None:
+         json_path: Path | None, tables_from: Path | None) -> None:
     """Time the floor, redactor and deface on the same synthetic clips; print Markdown tables."""
+    if tables_from is not None:
+        saved = json.loads(tables_from.read_text())
+        for size in saved["sizes"].values():
+            click.echo(tables(size))
+        return
     names = [s.strip() for s in sizes.split(",") if s.strip()]
     for name in names:
         if name not in SIZES:
@@ -316,12 +334,11 @@ def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_de
         load_before = os.getloadavg()
         results = [measure(t, clip, one_frame, OUT_DIR, spec.n_frames, gt) for t in tools]
         load_after = os.getloadavg()
-        click.echo(f"\n### {spec.width}x{spec.height}, {spec.fps} fps, {spec.n_frames} frames ({clip.name})\n")
-        click.echo(f"Load average (1, 5, 15 min) before: {load_before}, after: {load_after}\n")
-        click.echo(speed_table(results) + "\n\n" + recall_table(results) + "\n\n" + stage_table(results))
-        everything["sizes"][name] = {"clip": str(clip), "width": spec.width, "height": spec.height,
-                                     "frames": spec.n_frames, "load_before": load_before, "load_after": load_after,
-                                     "results": [dataclasses.asdict(r) | {"fps": r.fps} for r in results]}
+        size = {"clip": str(clip), "width": spec.width, "height": spec.height, "fps": spec.fps,
+                "frames": spec.n_frames, "load_before": load_before, "load_after": load_after,
+                "results": [dataclasses.asdict(r) for r in results]}
+        click.echo(tables(size))
+        everything["sizes"][name] = size
     if json_path is not None:
         json_path.write_text(json.dumps(everything, indent=1))
 

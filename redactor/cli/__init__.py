@@ -83,6 +83,8 @@ def main() -> None:
 
 def _register() -> None:
     from redactor.cli import audit, keygen, models, redact, verify, watchlist
+    from redactor.cli.sar import sar
+    from redactor.cli.batch import batch
 
     main.add_command(redact.redact)
     main.add_command(models.models)
@@ -90,6 +92,8 @@ def _register() -> None:
     main.add_command(watchlist.watchlist)
     main.add_command(audit.audit)
     main.add_command(keygen.keygen)
+    main.add_command(sar)
+    main.add_command(batch)
 
 
 _register()

@@ -1,0 +1,223 @@
+"""Export: each segment re-encoded through the redaction pipeline with only the requester left clear.
+
+The clip is cut from the source by time and runs through the normal Pipeline,
+whose Recogniser is the watchlist matcher holding only the requester's entry:
+every face is masked unless the matcher's vote confirms it as the requester,
+and the pipeline's guarantees hold (a detector failure masks the frame whole;
+any other failure aborts the run, and the package is never completed). Clips
+carry no audio: voices of third parties cannot be redacted. Thumbnails are
+taken from the finished, redacted frames, never from the source.
+
+With `context` (--blur-subject-context) the sink also blurs everything outside
+the requester's head region, and frames where the requester is not confirmed
+are blurred whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from redactor.audit import AuditLog
+from redactor.errors import OutputError
+from redactor.mask.kernels import redact_everything
+from redactor.mask.masker import Masker
+from redactor.media.sink import VideoSink
+from redactor.media.source import FileSource
+from redactor.pipeline import Pipeline, RedactSettings
+from redactor.recognise.embedder import Embedder
+from redactor.recognise.keys import Key
+from redactor.recognise.matcher import MatchPolicy, WatchlistMatcher
+from redactor.recognise.watchlist import Entry
+from redactor.sar.archive import decoded, rgb
+from redactor.sar.search import Segment
+from redactor.types import Detections, Frame
+
+THUMBNAILS = 3
+THUMBNAIL_WIDTH = 320
+
+
+@dataclass(frozen=True)
+class ExportedClip:
+    """One exported clip: paths relative to the package folder, its frame count, and in how many of them the
+    requester was detected and left clear."""
+
+    segment: Segment
+    clip: Path
+    thumbnails: tuple[Path, ...]
+    frames: int
+    requester_frames: int
+    first_offset: float
+    last_offset: float
+
+
+class _Witness:
+    """The Recogniser the pipeline sees: the matcher, plus where each track was in each frame still in flight,
+    so the sink can tell the requester's head region once the matcher has decided."""
+
+    def __init__(self, matcher: WatchlistMatcher) -> None:
+        self.matcher = matcher
+        self._where: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, frame: Frame, tracked: Detections) -> None:
+        with self._lock:
+            self._where[frame.index] = (np.array(tracked.tracker_id), np.array(tracked.xyxy),
+                                        np.array(tracked.predicted))
+        self.matcher.observe(frame, tracked)
+
+    def revealed(self) -> frozenset[int]:
+        return self.matcher.revealed()
+
+    def close(self) -> None:
+        self.forget()
+        self.matcher.close()
+
+    def take(self, index: int) -> tuple[np.ndarray, bool]:
+        """The boxes in frame `index` of the tracks revealed now (the requester), and whether one of them was
+        detected there rather than predicted; the frame is then forgotten."""
+        with self._lock:
+            ids, boxes, predicted = self._where.pop(index, (np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, bool)))
+        revealed = self.matcher.revealed()
+        shown = np.array([int(t) in revealed for t in ids], bool)
+        return boxes[shown].reshape(-1, 4), bool(np.any(shown & ~predicted))
+
+    def forget(self) -> None:
+        with self._lock:
+            self._where.clear()
+
+
+class _Thumbnails:
+    """A bounded, evenly spread pool of small stills of the finished frames, preferring frames showing the
+    requester; the pool halves its density whenever it fills, so any clip length costs the same memory."""
+
+    def __init__(self, pool: int = 48) -> None:
+        self._pool_size = pool
+        self._every = 1
+        self._pool: list[tuple[int, bool, np.ndarray]] = []
+
+    def offer(self, index: int, image: np.ndarray, requester: bool) -> None:
+        if index % self._every:
+            return
+        h, w = image.shape[:2]
+        size = (THUMBNAIL_WIDTH, max(2, round(h * THUMBNAIL_WIDTH / w))) if w > THUMBNAIL_WIDTH else (w, h)
+        self._pool.append((index, requester, cv2.resize(image, size, interpolation=cv2.INTER_AREA)))
+        if len(self._pool) > self._pool_size:
+            self._every *= 2
+            self._pool = [p for p in self._pool if p[0] % self._every == 0]
+
+    def write(self, folder: Path, stem: str) -> list[Path]:
+        shown = [p for p in self._pool if p[1]] or self._pool
+        picks = sorted({int(round(x)) for x in np.linspace(0, len(shown) - 1, min(THUMBNAILS, len(shown)))})
+        paths = []
+        for k, pick in enumerate(picks, start=1):
+            path = folder / f"{stem}_{k}.jpg"
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(shown[pick][2], cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OutputError(f"{path}: cannot encode the thumbnail")
+            path.write_bytes(data.tobytes())
+            paths.append(path)
+        return paths
+
+
+class _ClipSink:
+    """Passes the pipeline's frames to the video sink, masking all but the requester's head with `context`,
+    and offers each finished frame to the thumbnails."""
+
+    def __init__(self, inner: VideoSink, witness: _Witness, masker: Masker, context: bool,
+                 thumbnails: _Thumbnails) -> None:
+        self._inner, self._witness, self._masker = inner, witness, masker
+        self._context, self._thumbnails = context, thumbnails
+        self.requester_frames = 0
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        boxes, seen = self._witness.take(frame.index)
+        if self._context:
+            image = _only(image, self._masker.regions(boxes, frame.width, frame.height).boxes)
+        self.requester_frames += seen
+        self._thumbnails.offer(frame.index, image, seen)
+        self._inner.write(frame, image)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+
+def _only(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The frame blurred whole except inside the `keep` boxes, which stay as the pipeline left them."""
+    out = redact_everything(image)
+    h, w = image.shape[:2]
+    for x1, y1, x2, y2 in np.asarray(keep, np.int64).reshape(-1, 4):
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 > x1 and y2 > y1:
+            out[y1:y2, x1:x2] = image[y1:y2, x1:x2]
+    return out
+
+
+@dataclass
+class _Cut:
+    """Frames of one segment, renumbered from 0 with timestamps from 0; records the offsets it covered."""
+
+    segment: Segment
+    first_offset: float = 0.0
+    last_offset: float = 0.0
+
+    def frames(self) -> Iterator[Frame]:
+        rec = self.segment.recording
+        first_pts = None
+        for index, (offset, vf) in enumerate(decoded(rec.path, self.segment.start, self.segment.end)):
+            if first_pts is None:
+                first_pts, self.first_offset = vf.pts, offset
+            self.last_offset = offset
+            yield Frame(index, rgb(vf), vf.pts - first_pts, vf.time_base, str(rec.path))
+
+
+class Exporter:
+    """Exports segments with one pipeline and one matcher that knows only the requester's entry."""
+
+    def __init__(self, entry: Entry, embedder: Embedder, audit_path: Path, key: Key, settings: RedactSettings,
+                 context: bool, models_dir: str | Path | None = None, policy: MatchPolicy | None = None) -> None:
+        self.settings = dataclasses.replace(settings, encode=dataclasses.replace(settings.encode, keep_audio=False))
+        self.context = context
+        matcher = WatchlistMatcher((entry,), embedder, AuditLog(audit_path, key), reveal=True, policy=policy)
+        self._witness = _Witness(matcher)
+        try:
+            self._pipeline = Pipeline(self.settings, models_dir, recogniser=self._witness)
+        except BaseException:
+            self._witness.close()
+            raise
+
+    def close(self) -> None:
+        self._pipeline.close()
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def export(self, segment: Segment, root: Path, stem: str) -> ExportedClip:
+        """Write `clips/<stem>.mp4` and `thumbs/<stem>_<k>.jpg` under `root`; raise (writing nothing usable) on failure."""
+        rec = segment.recording
+        with FileSource(rec.path) as source:
+            info = source.info
+        clip = Path("clips") / f"{stem}.mp4"
+        (root / clip.parent).mkdir(parents=True, exist_ok=True)
+        (root / "thumbs").mkdir(parents=True, exist_ok=True)
+        cut, thumbnails = _Cut(segment), _Thumbnails()
+        self._witness.forget()
+        sink = _ClipSink(VideoSink(root / clip, info, self.settings.encode, None), self._witness,
+                         self._pipeline.masker, self.context, thumbnails)
+        stats = self._pipeline.run(cut.frames(), sink, rec.fps)
+        stills = thumbnails.write(root / "thumbs", stem)
+        return ExportedClip(segment, clip, tuple(p.relative_to(root) for p in stills), stats.frames,
+                            sink.requester_frames, cut.first_offset, cut.last_offset)
+

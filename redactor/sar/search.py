@@ -1,0 +1,297 @@
+"""Search: find the tracks in a recording that match the requester, fast, and merge them into segments.
+
+Only sparse frames are looked at: BlazeFace on the whole frame `sample_rate`
+times a second (cheap; it finds the large faces that move fast), and CenterFace
+at a reduced scale `sweep_rate` times a second (it finds the faces down to the
+`min_face_px` the embedder needs). The frames in between are decoded but never
+converted or analysed, and a stretch with no face costs only those detector
+calls. A tracker joins the detections into tracks, and each track is embedded
+at most `samples_per_track` times, once its face is whole, unoverlapped and
+large enough; a track matches when one sample lies within the threshold of the
+requester's templates. Matching here only proposes where to look: the export
+runs the full, voting matcher again before anyone is left clear.
+
+A sample that does not match is forgotten at once: its vector and distances
+are zeroed before the next line runs, and of a rejected track only its id is
+kept, so it is never embedded again. Nothing about any track but the
+requester's leaves this module.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from redactor.detect import create_detector, nms
+from redactor.errors import ProcessingError, RedactorError
+from redactor.recognise.embedder import Embedder
+from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD
+from redactor.sar.archive import Recording, decoded, rgb
+from redactor.track.tracker import Tracker
+from redactor.types import Detections
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How sparsely the archive is searched, and how matches become segments; recorded in the manifest."""
+
+    sample_rate: float = 4.0
+    sweep_rate: float = 1.0
+    sweep_scale: float = 0.5
+    detect_threshold: float = 0.5
+    min_face_px: float = 40.0
+    match_threshold: float = DEFAULT_THRESHOLD
+    samples_per_track: int = 2
+    sample_gap_seconds: float = 0.5
+    embeds_per_frame: int = 2
+    hold_seconds: float = 2.5
+    padding_seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sweep_rate <= self.sample_rate:
+            raise ValueError("need 0 < sweep_rate <= sample_rate")
+        if not 0.0 < self.match_threshold <= MAX_THRESHOLD:
+            raise ValueError(f"the match threshold must be in (0, {MAX_THRESHOLD}]")
+        if self.samples_per_track < 1 or self.embeds_per_frame < 1 or self.min_face_px <= 0:
+            raise ValueError("samples_per_track, embeds_per_frame and min_face_px must be positive")
+        if min(self.padding_seconds, self.hold_seconds, self.sample_gap_seconds) < 0:
+            raise ValueError("padding, hold and sample gap must be >= 0 seconds")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ScanResult:
+    """Where the requester was seen in one recording (offsets in seconds), and counts of the work done."""
+
+    recording: Recording
+    span: tuple[float, float]
+    seen: list[tuple[float, float]] = field(default_factory=list)
+    samples: int = 0
+    tracks: int = 0
+    embeddings: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of one recording to export: the clip [start, end] and where in it the requester was seen."""
+
+    recording: Recording
+    start: float
+    end: float
+    seen_from: float
+    seen_to: float
+
+
+@dataclass
+class _Track:
+    first_seen: float
+    last_seen: float
+    samples: int = 0
+    last_sample: float = float("-inf")
+
+
+class Scanner:
+    """Searches recordings for the requester; load once, scan many files."""
+
+    def __init__(self, settings: ScanSettings, embedder: Embedder, models_dir: str | Path | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        s = settings
+        self._cheap = create_detector("blazeface", threshold=s.detect_threshold, models_dir=models_dir)
+        try:
+            self._sweep = create_detector("centerface", threshold=s.detect_threshold, models_dir=models_dir,
+                                          scale=s.sweep_scale)
+        except BaseException:
+            self._cheap.close()
+            raise
+
+    def close(self) -> None:
+        self._cheap.close()
+        self._sweep.close()
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def scan(self, recording: Recording, span: tuple[float, float], templates: np.ndarray) -> ScanResult:
+        """The stretches of `recording` within `span` where a track matching `templates` was seen."""
+        s = self.settings
+        result = ScanResult(recording, span)
+        started = time.perf_counter()
+        tracker = Tracker(hold_seconds=s.hold_seconds, high=s.detect_threshold, low=s.detect_threshold / 2)
+        live: dict[int, _Track] = {}
+        matched: dict[int, list[float]] = {}
+        rejected: set[int] = set()
+        next_sweep = span[0]
+        for offset, image in _prefetch(_sampled(recording.path, span, s.sample_rate)):
+            sweep = offset >= next_sweep
+            if sweep:
+                next_sweep = max(next_sweep + 1 / s.sweep_rate, offset)
+            tracked = tracker.update(self._detect(image, sweep, recording, offset), offset, detected=sweep)
+            result.samples += 1
+            ids = [int(t) for t in tracked.tracker_id]
+            for gone in set(live) - set(ids):
+                del live[gone]
+            wanted = []
+            overlapped = _overlapping(tracked.xyxy)
+            for i, tid in enumerate(ids):
+                detected = not bool(tracked.predicted[i])
+                if tid not in live and tid not in matched and tid not in rejected:
+                    live[tid] = _Track(offset, offset)
+                    result.tracks += 1
+                if detected and tid in matched:
+                    matched[tid][1] = offset
+                track = live.get(tid)
+                if track is None or tid in matched or tid in rejected:
+                    continue
+                if detected:
+                    track.last_seen = offset
+                if detected and not overlapped[i] and self._eligible(track, tracked.xyxy[i], image, offset):
+                    wanted.append((track.samples, -float(tracked.widths[i]), tid, i))
+            for _, _, tid, i in sorted(wanted)[: s.embeds_per_frame]:
+                track = live[tid]
+                track.samples += 1
+                track.last_sample = offset
+                result.embeddings += 1
+                if self._matches(image, tracked.xyxy[i], templates):
+                    matched[tid] = [track.first_seen, track.last_seen]
+                elif track.samples >= s.samples_per_track:
+                    rejected.add(tid)
+                    del live[tid]
+        result.seen = sorted((a, b) for a, b in matched.values())
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _detect(self, image: np.ndarray, sweep: bool, recording: Recording, offset: float) -> Detections:
+        try:
+            parts = [self._cheap.detect(image)] + ([self._sweep.detect(image)] if sweep else [])
+        except Exception as exc:  # a search that cannot see is no search: fail, never skip the frame
+            raise ProcessingError(f"{recording.path}: face detection failed at {offset:.1f} s "
+                                  f"({type(exc).__name__}); nothing was exported") from None
+        return nms(Detections.merge(parts))
+
+    def _eligible(self, track: _Track, box: np.ndarray, image: np.ndarray, offset: float) -> bool:
+        s = self.settings
+        if track.samples >= s.samples_per_track or offset - track.last_sample < s.sample_gap_seconds:
+            return False
+        x1, y1, x2, y2 = (float(v) for v in box)
+        whole = x1 > 0 and y1 > 0 and x2 < image.shape[1] and y2 < image.shape[0]
+        return whole and min(x2 - x1, y2 - y1) >= s.min_face_px
+
+    def _matches(self, image: np.ndarray, box: np.ndarray, templates: np.ndarray) -> bool:
+        """One sample's verdict; the vector and the distances are zeroed before it is returned."""
+        try:
+            vector = self._embedder.embed(image, box)
+        except Exception:  # an unusable crop is a sample that did not match
+            return False
+        distances = np.linalg.norm(templates - vector, axis=1)
+        vector.fill(0.0)
+        hit = bool(distances.min() <= self.settings.match_threshold)
+        distances.fill(0.0)
+        return hit
+
+
+def segments(result: ScanResult, padding: float) -> list[Segment]:
+    """The requester's sightings padded by `padding` seconds, kept inside the searched span, overlaps merged."""
+    lo, hi = result.span
+    frame = 1 / result.recording.fps
+    out: list[Segment] = []
+    for seen_from, seen_to in sorted(result.seen):
+        start, end = max(lo, seen_from - padding), min(hi, seen_to + padding)
+        end = min(hi, max(end, start + frame))
+        if out and start <= out[-1].end:
+            last = out[-1]
+            out[-1] = Segment(last.recording, last.start, max(last.end, end), last.seen_from,
+                              max(last.seen_to, seen_to))
+        else:
+            out.append(Segment(result.recording, start, end, seen_from, seen_to))
+    return out
+
+
+def _sampled(path: Path, span: tuple[float, float], rate: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(offset, RGB image) of the first frame at or after each 1/rate step; the others are never converted."""
+    due = span[0]
+    for offset, vf in decoded(path, span[0], span[1]):
+        if offset >= due:
+            due = max(due + 1 / rate, offset)
+            yield offset, rgb(vf)
+
+
+def _overlapping(boxes: np.ndarray, limit: float = 0.05) -> np.ndarray:
+    """Which boxes share more than `limit` of the smaller one's area with another: their crops mix two faces."""
+    n = len(boxes)
+    if n < 2:
+        return np.zeros(n, bool)
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    share = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
+    np.fill_diagonal(share, 0.0)
+    return np.any(share > limit, axis=1)
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _prefetch(items: Iterator[T], depth: int = 4) -> Iterator[T]:
+    """Run `items` in a thread up to `depth` ahead, so decoding overlaps detection (both release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="sar-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                if isinstance(item.error, RedactorError):
+                    raise item.error
+                raise ProcessingError(f"{type(item.error).__name__} while decoding: {item.error}") from None
+            yield item
+    finally:
+        stop.set()
+        worker.join()

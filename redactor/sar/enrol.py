@@ -43,13 +43,19 @@ class TemporaryEnrolment:
         # Valid through tomorrow so a run that crosses midnight keeps its entry; it is destroyed long before.
         self.expires = check_terms(self.entry_id, BASIS, CATEGORY, (today_utc() + timedelta(days=1)).isoformat())
         self._audit = audit
+        vectors: list[np.ndarray] = []
         try:
             if not photos:
                 raise EnrolmentRefused("no photo of the requester was given")
-            templates = np.stack([enrol_photo(Path(p), detector, embedder) for p in photos])
+            for photo in photos:
+                vectors.append(enrol_photo(Path(photo), detector, embedder))
+            templates = np.stack(vectors)
         except EnrolmentRefused as exc:
             audit.record("sar-enrolment-refused", request_id=request.request_id, reason=str(exc))
             raise
+        finally:
+            for vector in vectors:
+                vector.fill(0.0)
         self.count = len(templates)
         self._key: bytes | None = AESGCM.generate_key(256)
         self._nonce = secrets.token_bytes(12)

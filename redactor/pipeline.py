@@ -33,7 +33,7 @@ class RedactSettings:
 
     detector: str = "centerface"
     threshold: float = 0.5
-    every: int = 3
+    every: int = 5
     tile: int = 320
     centerface_scale: float = 1.0
     mode: str = "blur"

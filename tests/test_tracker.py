@@ -155,3 +155,25 @@ def test_inputs_are_not_modified() -> None:
     np.testing.assert_array_equal(found.xyxy, before)
     assert found.tracker_id.tolist() == [-1], "the tracker reports ids in its own output only"
     assert out.tracker_id.tolist() == [1]
+
+
+@pytest.mark.parametrize("speed", [4.0, 8.0])
+def test_fast_small_face_keeps_one_track_across_sparse_sweeps(speed: float) -> None:
+    """A 30 px face walking `speed` px per frame at 25 fps, detected only every 5th frame (the default sweep).
+
+    Once two sweeps have given it a velocity, the coasting mask covers the face between sweeps (before
+    that, the look-ahead's interpolation covers it; see test_lookahead)."""
+    tracker = Tracker(hold_seconds=1.0)
+    ids, widest = set(), 0.0
+    for k in range(60):
+        x = 20 + speed * k
+        sweep = k % 5 == 0
+        out = tracker.update(dets(box_at(x, 100)) if sweep else Detections.empty(), k / 25, detected=sweep)
+        ids.update(out.tracker_id.tolist())
+        widest = max(widest, float(out.widths.max()))
+        face = np.array(box_at(x, 100))
+        covered = max(np.prod(np.clip(np.minimum(b[2:], face[2:]) - np.maximum(b[:2], face[:2]), 0, None)) for b in out.xyxy)
+        if k >= 5:
+            assert covered >= 0.9 * 30 * 30, f"frame {k}: only {covered / 900:.0%} of the face is under a mask"
+    assert ids == {1}, "one face, one track"
+    assert widest <= 3 * 30, "coasting masks stay face-sized, not frame-sized"

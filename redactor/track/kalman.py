@@ -29,8 +29,8 @@ class KalmanBox:
         z = xyxy_to_z(box)
         self.x = np.concatenate([z, np.zeros(4)])
         size = max(z[2], z[3], 4.0)
-        # Position known to a tenth of the face; velocity unknown (up to ~2 face widths per second).
-        self.P = np.diag([(0.1 * size) ** 2] * 4 + [(2.0 * size) ** 2] * 4)
+        # Position known to a tenth of the face; velocity unknown (walkers cross ~3 face widths per second).
+        self.P = np.diag([(0.1 * size) ** 2] * 4 + [(3.0 * size) ** 2] * 4)
 
     def predict(self, dt: float) -> np.ndarray:
         f = np.eye(8)

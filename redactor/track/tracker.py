@@ -81,7 +81,8 @@ class Tracker:
             low = [i for i in order if self.low <= detections.confidence[i] < self.high]
             free = list(range(len(self._tracks)))
             for group in (high, low):
-                pairs = self._associate([predicted[k] for k in free], detections.xyxy[group])
+                pairs = self._associate([predicted[k] for k in free], [self._tracks[k].kf.position_sigma() for k in free],
+                                        detections.xyxy[group])
                 for ti, di in pairs:
                     matched[free[ti]] = group[di]
                 free = [k for k in free if k not in matched]
@@ -117,22 +118,28 @@ class Tracker:
         return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
                           data={"hits": np.array(hits)})
 
-    def _associate(self, tracks: list[np.ndarray], dets: np.ndarray) -> list[tuple[int, int]]:
+    def _associate(self, tracks: list[np.ndarray], sigmas: list[float], dets: np.ndarray) -> list[tuple[int, int]]:
+        """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain
+        (a fast face seen again after sparse detection), within three standard deviations."""
         if not tracks or not len(dets):
             return []
         t = np.array(tracks, np.float32)
         iou = iou_matrix(t, dets)
         tc = (t[:, :2] + t[:, 2:]) / 2
         dc = (dets[:, :2] + dets[:, 2:]) / 2
-        size = np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1])[:, None]
-        dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / np.maximum(size, 1.0)
+        size = np.maximum(np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]), 1.0)[:, None]
+        dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / size
+        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :] / size
+        reach = np.maximum(self.match_gate, 3.0 * np.asarray(sigmas)[:, None] / size)
+        similar = (dsize > 0.5) & (dsize < 2.0)
         cost = np.where(iou > 0.1, 1.0 - iou, 1.0 + dist)
-        cost = np.where((iou > 0.1) | (dist < self.match_gate), cost, _NO_MATCH)
+        cost = np.where((iou > 0.1) | ((dist < reach) & similar), cost, _NO_MATCH)
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
 
 
 def _widen(box: np.ndarray, sigma: float) -> np.ndarray:
-    """Grow a predicted box by two standard deviations of its centre estimate."""
-    m = 2.0 * sigma
+    """Grow a predicted box by two standard deviations of its centre estimate, at most one face size:
+    beyond that a mask covers background, not the face, and the look-ahead's interpolation takes over."""
+    m = min(2.0 * sigma, float(max(box[2] - box[0], box[3] - box[1])))
     return np.array([box[0] - m, box[1] - m, box[2] + m, box[3] + m], np.float32)

@@ -31,6 +31,9 @@ from redactor.media.source import _upright
 from redactor.pipeline import RedactSettings
 from redactor.types import Frame
 
+_START_TOLERANCE = Fraction(1, 1000)
+"""MP4 places a track's first frame with an edit list counted in milliseconds."""
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -103,11 +106,13 @@ def plan(info: Probe, chunk_seconds: float, overlap: float) -> list[Chunk]:
     chunks or has no keyframe to cut at; the last chunk is at least half a chunk.
     """
     pts, keys, tb = info.pts, info.keyframes, info.time_base
+    if chunk_seconds <= 0 or (pts[-1] - pts[0]) * tb < 2 * chunk_seconds:
+        return [Chunk(0, pts[0], None, pts, 0)]
     length = int(math.ceil(chunk_seconds / tb))
     margin = int(math.ceil(overlap / tb))
     cuts: list[int] = []
     target = pts[0] + length
-    while chunk_seconds > 0:
+    while True:
         k = bisect.bisect_left(keys, target)
         if k == len(keys) or keys[k] > pts[-1] - length // 2:
             break
@@ -182,27 +187,40 @@ class WindowSink:
         self._inner.abort()
 
 
-def join(parts: list[Path], source: Path, out: Path, reference: Probe, keep_audio: bool) -> int:
-    """Concatenate the chunk encodes into `out` by stream copy, add the source's audio and subtitles,
-    and check the result has exactly the source's frames and timestamps; returns the frame count."""
+def join(parts: list[Path], starts: list[int], source: Path, out: Path, reference: Probe, keep_audio: bool) -> int:
+    """Concatenate the chunk encodes into `out` by stream copy, add the source's audio and subtitles, and check
+    the result has exactly the source's frames and timestamps; returns the frame count.
+
+    `starts` is each chunk's first pts in the source's time base. A chunk's MP4
+    file may report its timestamps shifted by under a millisecond (the edit list
+    that places its first frame counts in milliseconds), so each chunk is put
+    back at its exact start. The joined file's own start can carry the same
+    sub-millisecond shift, as any MP4 encode of that source would; every other
+    timestamp must match the source exactly.
+    """
     try:
-        _concatenate(parts, source, out, keep_audio)
+        _concatenate(parts, starts, reference.time_base, source, out, keep_audio)
     except av.FFmpegError as exc:
         raise OutputError(f"{out}: cannot join the chunks ({exc})") from None
     with av.open(str(out)) as joined:
         stream = joined.streams.video[0]
         got = sorted(p.pts for p in joined.demux(stream) if p.size and p.pts is not None)
         tb = Fraction(stream.time_base)
-    if len(got) != len(reference.pts):
-        raise ProcessingError(f"{out}: joined {len(got)} frames, the input has {len(reference.pts)}")
-    for mine, theirs in zip(got, reference.pts):
-        if mine != round(theirs * reference.time_base / tb):
+    ref, ref_tb = reference.pts, reference.time_base
+    if len(got) != len(ref):
+        raise ProcessingError(f"{out}: joined {len(got)} frames, the input has {len(ref)}")
+    if abs(got[0] * tb - ref[0] * ref_tb) > _START_TOLERANCE:
+        raise ProcessingError(f"{out}: joined video starts at {float(got[0] * tb):.6f} s, "
+                              f"the input at {float(ref[0] * ref_tb):.6f} s")
+    for mine, theirs in zip(got, ref):
+        if (mine - got[0]) * tb != (theirs - ref[0]) * ref_tb:
             raise ProcessingError(f"{out}: joined frame at {float(mine * tb):.6f} s does not match the input's "
-                                  f"{float(theirs * reference.time_base):.6f} s")
+                                  f"{float(theirs * ref_tb):.6f} s")
     return len(got)
 
 
-def _concatenate(parts: list[Path], source: Path, out: Path, keep_audio: bool) -> None:
+def _concatenate(parts: list[Path], starts: list[int], time_base: Fraction, source: Path, out: Path,
+                 keep_audio: bool) -> None:
     """Video packets of every part in turn, then the source's audio and subtitles unchanged (as the whole-file
     sink copies them); every stream is added before the first packet is written."""
     with av.open(str(out), mode="w") as dst, av.open(str(source)) as side, av.open(str(parts[0])) as first:
@@ -212,19 +230,22 @@ def _concatenate(parts: list[Path], source: Path, out: Path, keep_audio: bool) -
         copies = {s.index: dst.add_stream_from_template(s) for s in side.streams
                   if keep_audio and s.type in ("audio", "subtitle")}
         last_dts: Fraction | None = None
-        for i, part in enumerate(parts):
+        for i, (part, start) in enumerate(zip(parts, starts)):
             with av.open(str(part)) as src:
                 stream = src.streams.video[0]
                 if stream.codec_context.extradata != extradata:
                     raise ProcessingError(f"chunk {i} was encoded with different parameters; cannot join by stream copy")
-                leading = True
-                for packet in src.demux(stream):
-                    if packet.dts is None or packet.size == 0:
-                        continue
-                    if leading and not packet.is_keyframe:
-                        raise ProcessingError(f"chunk {i} does not start with a keyframe; cannot join by stream copy")
-                    leading = False
-                    dts = packet.dts * Fraction(packet.time_base)
+                packets = [p for p in src.demux(stream) if p.dts is not None and p.size]
+                if not packets or not packets[0].is_keyframe:
+                    raise ProcessingError(f"chunk {i} does not start with a keyframe; cannot join by stream copy")
+                part_tb = Fraction(stream.time_base)
+                shift = start * time_base / part_tb - min(p.pts for p in packets)
+                if shift.denominator != 1:
+                    raise ProcessingError(f"chunk {i}: its time base cannot hold the input's timestamps exactly")
+                for packet in packets:
+                    packet.pts += int(shift)
+                    packet.dts += int(shift)
+                    dts = packet.dts * part_tb
                     if last_dts is not None and dts <= last_dts:
                         raise ProcessingError(f"chunk {i} overlaps the one before it in decode order; cannot join")
                     last_dts = dts

@@ -71,6 +71,7 @@ class BatchSummary:
     retries: int = 0
     frames: int = 0
     media_seconds: float = 0.0
+    startup_seconds: float = 0.0
     seconds: float = 0.0
     failed: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -110,9 +111,11 @@ def run_batch(src: Path, dst: Path, settings: RedactSettings, options: BatchOpti
     """Redact every selected file under `src` into the same relative path under `dst`.
 
     A run on a DST that holds an earlier batch's manifest needs `resume`. An
-    `engine` passed in is used as is and left open; otherwise one is made from
-    `options` (only if there is work) and closed at the end.
+    `engine` passed in (built with `settings`) is used as is and left open;
+    otherwise one is made from `options` (only if there is work) and closed at the end.
     """
+    if engine is not None and engine.settings != settings:
+        raise ValueError("the engine's workers were built with other settings")
     started = time.perf_counter()
     items = walk(src, dst, options.include, options.exclude)
     if has_manifest(dst) and not options.resume:
@@ -133,6 +136,7 @@ def run_batch(src: Path, dst: Path, settings: RedactSettings, options: BatchOpti
                 owned = engine is None
                 if engine is None:
                     engine = make_engine(settings, options)
+                summary.startup_seconds = time.perf_counter() - started
                 try:
                     _Scheduler(manifest, run_id, settings, options, staging, summary, observer, estimates).run(
                         todo, engine)
@@ -290,8 +294,9 @@ class _Scheduler:
                 parts = tuple(state.parts[i] for i in range(len(split.chunks)))
                 self.pending.appendleft(JoinTask(f"{result.rel}#join", result.rel, str(state.item.src),
                                                  str(state.folder / f"out{state.item.dst.suffix}"), parts,
-                                                 split.reference, self.settings.encode.keep_audio,
-                                                 split.input_sha256, split.media_seconds))
+                                                 tuple(c.start for c in split.chunks), split.reference,
+                                                 self.settings.encode.keep_audio, split.input_sha256,
+                                                 split.media_seconds))
         else:
             self._publish(state, result)
 

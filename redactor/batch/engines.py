@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redactor.batch.tasks import Result, Task
+from redactor.pipeline import RedactSettings
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Engine(Protocol):
 
     name: str
     capacity: int
+    settings: RedactSettings
 
     def submit(self, task: Task) -> None: ...
     def poll(self, timeout: float) -> list[Event]: ...

@@ -27,6 +27,7 @@ from redactor.pipeline import Pipeline, RedactSettings
 _PR_SET_PDEATHSIG = 1
 _MAX_START_FAILURES = 3
 _STOP_TIMEOUT_S = 5.0
+_POLL_S = 0.2
 
 
 def _die_with_parent(parent: int) -> None:
@@ -93,7 +94,15 @@ class LocalEngine:
         self._ctx = multiprocessing.get_context("spawn")
         self._waiting: list[Task] = []
         self._start_failures = 0
+        self.settings = settings
         self._slots = [self._start() for _ in range(workers)]
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Block until every worker has loaded its models, so a model problem stops the batch before any file is claimed."""
+        while not all(s.ready for s in self._slots):
+            if self.poll(_POLL_S):
+                raise ProcessingError("a batch worker reported before any task was given")
 
     def _start(self) -> _Slot:
         ours, theirs = self._ctx.Pipe()

@@ -23,8 +23,7 @@ from redactor.pipeline import Pipeline, RedactSettings
 class _Worker:
     """Actor body: one Pipeline, loaded once; a load failure is kept and handed to the driver by `ready`."""
 
-    def __init__(self, settings: RedactSettings, models_dir: str | None, progress: Any) -> None:
-        self._progress = progress
+    def __init__(self, settings: RedactSettings, models_dir: str | None) -> None:
         self._error: RedactorError | None = None
         try:
             self._pipeline = Pipeline(settings, models_dir)
@@ -36,8 +35,10 @@ class _Worker:
     def ready(self) -> tuple[int, RedactorError | None]:
         return os.getpid(), self._error
 
-    def run(self, task: Task) -> Any:
-        return execute(task, self._pipeline, lambda n: self._progress.put((task.key, n)))
+    def run(self, task: Task, progress: Any) -> Any:
+        """Run one task; progress goes to the driver's queue (passed per call, so a restarted actor needs nothing
+        but its settings to come back)."""
+        return execute(task, self._pipeline, lambda n: progress.put((task.key, n)))
 
 
 class RayEngine:
@@ -54,6 +55,7 @@ class RayEngine:
             raise ProcessingError("the Ray engine needs Ray: pip install 'redactor[cluster]'") from None
         self._ray = ray
         self.capacity = workers
+        self.settings = settings
         self._owns = not ray.is_initialized()
         if self._owns:
             try:
@@ -63,9 +65,10 @@ class RayEngine:
                 raise ProcessingError(f"cannot start or reach Ray at {address or 'this machine'}: {exc}") from None
         self._progress = Queue(actor_options={"num_cpus": 0})
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_Worker)
-        self._actors = [actor.remote(settings, models_dir, self._progress) for _ in range(workers)]
+        self._actors = [actor.remote(settings, models_dir) for _ in range(workers)]
         self._idle = list(range(workers))
         self._running: dict[Any, tuple[int, Task]] = {}
+        self._recovering: dict[Any, int] = {}
         self._waiting: list[Task] = []
         try:
             started = ray.get([a.ready.remote() for a in self._actors])
@@ -89,12 +92,12 @@ class RayEngine:
     def _dispatch(self) -> None:
         while self._waiting and self._idle:
             index, task = self._idle.pop(0), self._waiting.pop(0)
-            self._running[self._actors[index].run.remote(task)] = (index, task)
+            self._running[self._actors[index].run.remote(task, self._progress)] = (index, task)
 
     def poll(self, timeout: float) -> list[Event]:
         ray = self._ray
         self._dispatch()
-        refs = list(self._running)
+        refs = [*self._running, *self._recovering]
         if not refs:
             return []
         ray.wait(refs, num_returns=1, timeout=timeout)
@@ -102,15 +105,37 @@ class RayEngine:
         # Progress first: everything a task reported was queued before its result (or death) could be seen.
         events: list[Event] = [Progress(key, n) for key, n in self._drain_progress()]
         for ref in done:
+            if ref in self._recovering:
+                self._recovered(ref)
+                continue
             index, task = self._running.pop(ref)
-            self._idle.append(index)
             try:
                 events.append(Finished(ray.get(ref)))
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.ActorUnavailableError, ray.exceptions.OutOfMemoryError) as exc:
+                self._idle.append(index)
+            except self._died as exc:
                 events.append(Lost(task, f"Ray worker died ({type(exc).__name__})"))
+                self._recovering[self._actors[index].ready.remote()] = index
         self._dispatch()
         return events
+
+    @property
+    def _died(self) -> tuple[type[Exception], ...]:
+        e = self._ray.exceptions
+        return (e.RayActorError, e.WorkerCrashedError, e.ActorUnavailableError, e.OutOfMemoryError)
+
+    def _recovered(self, ref: Any) -> None:
+        """A dead actor is taken back only once Ray has restarted it and its models are loaded again."""
+        index = self._recovering.pop(ref)
+        try:
+            _, error = self._ray.get(ref)
+        except self._ray.exceptions.ActorUnavailableError:
+            self._recovering[self._actors[index].ready.remote()] = index
+            return
+        except self._died as exc:
+            raise ProcessingError(f"a Ray worker died and could not be restarted ({type(exc).__name__})") from None
+        if error is not None:
+            raise error
+        self._idle.append(index)
 
     def _drain_progress(self) -> list[tuple[str, int]]:
         size = self._progress.qsize()

@@ -56,6 +56,7 @@ class JoinTask:
     src: str
     out: str
     parts: tuple[str, ...]
+    starts: tuple[int, ...]
     reference: Probe
     keep_audio: bool
     input_sha256: str
@@ -146,8 +147,8 @@ def execute(task: Task, pipeline: Pipeline, on_frames: Callable[[int], None]) ->
         elif isinstance(task, ChunkTask):
             result = _redact_chunk(task, pipeline, progress, started)
         else:
-            frames = join([Path(p) for p in task.parts], Path(task.src), Path(task.out), task.reference,
-                          task.keep_audio)
+            frames = join([Path(p) for p in task.parts], list(task.starts), Path(task.src), Path(task.out),
+                          task.reference, task.keep_audio)
             result = Redacted(task.key, task.rel, task.out, file_sha256(Path(task.out)), task.input_sha256,
                               frames, task.media_seconds, time.perf_counter() - started)
     except RedactorError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -46,7 +47,7 @@ class _Bar:
         if self._bar is not None:
             self._bar.set_description(f"{self._finished}/{self._files} files")
         if reason is not None:
-            tqdm.write(f"{rel}: failed: {reason}", file=click.get_text_stream("stderr"))
+            tqdm.write(f"{rel}: failed: {reason}", file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -57,8 +58,8 @@ def _summary(s: BatchSummary) -> str:
     lines = [f"batch {s.run_id}: {s.found} files found, {s.done} redacted, {s.skipped} already done, "
              f"{len(s.failed)} failed" + (f", {s.failed_before} failed earlier (--retry-failed)" if s.failed_before else "")]
     if s.done:
-        lines.append(f"  {s.frames} frames in {s.seconds:.1f} s: {s.files_per_second:.2f} files/s, "
-                     f"{s.frames_per_second:.1f} frames/s")
+        lines.append(f"  {s.frames} frames in {s.seconds:.1f} s, {s.startup_seconds:.1f} s of it starting workers: "
+                     f"{s.files_per_second:.2f} files/s, {s.frames_per_second:.1f} frames/s")
     if s.requeued or s.retries:
         lines.append(f"  {s.requeued} files re-queued from an interrupted run, {s.retries} tasks retried after a worker died")
     return "\n".join(lines)

@@ -116,6 +116,10 @@ def _when(moment: datetime | None) -> str:
     return moment.isoformat(sep=" ", timespec="seconds") if moment is not None else "unknown"
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="milliseconds") if moment is not None else None
+
+
 def _length(seconds: float) -> str:
     return str(timedelta(seconds=round(seconds)))
 
@@ -152,8 +156,7 @@ def write_package(root: Path, request: SubjectRequest, searched: list[ScanResult
             "thumbnails": [t.as_posix() for t in clip.thumbnails], "source": str(rec.path), "camera": rec.camera,
             "time_source": rec.time_source,
             "source_start_seconds": round(clip.first_offset, 3), "source_end_seconds": round(clip.last_offset, 3),
-            "recording_start": rec.at(clip.first_offset).isoformat() if rec.start else None,
-            "recording_end": rec.at(clip.last_offset).isoformat() if rec.start else None,
+            "recording_start": _iso(rec.at(clip.first_offset)), "recording_end": _iso(rec.at(clip.last_offset)),
             "requester_seen_from_seconds": round(clip.segment.seen_from, 3),
             "requester_seen_to_seconds": round(clip.segment.seen_to, 3),
             "frames": clip.frames, "requester_frames": clip.requester_frames,

@@ -36,8 +36,8 @@ from redactor.cli import main
 from redactor.cli.sar import Moment
 from redactor.recognise.embedder import Embedder
 from redactor.recognise.keys import generate_key, load_key
-from redactor.sar import due_date
-from redactor.sar.archive import Recording, probe
+from redactor.sar import RequestError, SubjectRequest, due_date
+from redactor.sar.archive import Recording, in_scope, probe
 from redactor.sar.search import ScanResult, segments
 from tests.helpers import DoesNotRaise, detail_left, sha256
 
@@ -232,6 +232,22 @@ def test_sightings_padded_and_merged(seen: list, span: tuple, expected: list) ->
     assert got == expected
 
 
+def test_window_and_cameras_choose_what_is_searched() -> None:
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+    hour = Recording(Path("CAM1_x.mp4"), "CAM1", start, "file name", 3600.0, 25.0)
+    other = Recording(Path("CAM2_x.mp4"), "CAM2", start, "file name", 3600.0, 25.0)
+    unknown = Recording(Path("clip.mp4"), None, None, "unknown", 60.0, 25.0)
+    window = SubjectRequest(REQUEST, date(2026, 11, 20), start + timedelta(minutes=10), start + timedelta(minutes=20))
+    assert hour.span(window) == (600.0, 1200.0)
+    assert unknown.span(window) == (0.0, 60.0), "a recording of unknown time is searched whole"
+    later = SubjectRequest(REQUEST, date(2026, 11, 20), start + timedelta(hours=2))
+    assert hour.span(later) is None
+    only_cam1 = SubjectRequest(REQUEST, date(2026, 11, 20), cameras=("CAM1",))
+    assert [r.camera for r, _ in in_scope([hour, other, unknown], only_cam1)] == ["CAM1"]
+    with pytest.raises(RequestError, match="later than"):
+        SubjectRequest(REQUEST, date(2026, 11, 20), start, start)
+
+
 def test_recording_time_from_metadata_else_file_name(archive: Archive) -> None:
     tagged, named = probe(archive.folder / TAGGED), probe(archive.folder / FIRST)
     assert (tagged.time_source, tagged.start) == ("metadata", datetime(2026, 11, 16, 8, 0, 5, tzinfo=timezone.utc))
@@ -357,8 +373,12 @@ def test_index_html_in_chromium(disclosed: Run) -> None:
 
 @pytest.mark.integration
 def test_no_match_is_still_a_valid_package(archive: Archive, shared_data: Path, tmp_path: Path) -> None:
-    run = run_sar(tmp_path, ["--subject", str(shared_data / "obama.jpg"), "--camera", "CAM2", str(archive.folder)])
+    art15 = tmp_path / "our-art15.html"
+    art15.write_text("<h2>Ihre Rechte</h2><p>Anfrage {{ request.request_id }}, fällig am {{ request.due }}.</p>")
+    run = run_sar(tmp_path, ["--subject", str(shared_data / "obama.jpg"), "--camera", "CAM2",
+                             "--art15-template", str(art15), str(archive.folder)])
     assert run.result.exit_code == 0, run.result.output
+    assert f"Anfrage {REQUEST}, fällig am 2026-12-20." in (run.package / "index.html").read_text()
     assert "no footage of the requester found" in run.result.output and "one-off key" in run.result.output
     m = manifest(run)
     assert m["clips"] == [] and list(m["files"]) == ["index.html"]
@@ -421,6 +441,21 @@ def test_existing_package_is_never_replaced_without_overwrite(archive: Archive, 
     run = run_sar(tmp_path, ["--subject", str(shared_data / "obama.jpg"), str(archive.folder)])
     assert run.result.exit_code == 4 and "already exists" in run.result.output
     assert [p.name for p in (tmp_path / "package").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("extra,code,message", [
+    (["--art15-template", "{broken}"], 3, "template error on line 1"),
+    (["--audit-log", "{package}/audit.jsonl"], 4, "cannot go inside the package folder"),
+    (["--from", "2026-11-20", "--to", "2026-11-19"], 2, "later than --from"),
+])
+def test_refused_before_any_search(archive: Archive, shared_data: Path, tmp_path: Path, extra: list[str], code: int,
+                                   message: str) -> None:
+    broken = tmp_path / "broken.html"
+    broken.write_text("<p>{% if %}</p>")
+    args = [a.format(broken=broken, package=tmp_path / "package") for a in extra]
+    run = run_sar(tmp_path, ["--subject", str(shared_data / "obama.jpg"), *args, str(archive.folder)])
+    assert run.result.exit_code == code and message in run.result.output, run.result.output
+    assert not run.package.exists() and not run.audit.exists() and not run.vectors
 
 
 @pytest.mark.integration

@@ -56,7 +56,7 @@ class Recording:
         return (lo, hi) if hi > lo else None
 
     def to_dict(self) -> dict:
-        return {"file": str(self.path), "camera": self.camera,
+        return {"file": self.path.name, "camera": self.camera,
                 "recording_start": self.start.isoformat() if self.start else None,
                 "time_source": self.time_source, "duration_seconds": round(self.duration, 3)}
 

@@ -153,7 +153,7 @@ def write_package(root: Path, request: SubjectRequest, searched: list[ScanResult
         rec = clip.segment.recording
         rows.append({
             "number": number, "file": clip.clip.as_posix(), "sha256": sha256(root / clip.clip),
-            "thumbnails": [t.as_posix() for t in clip.thumbnails], "source": str(rec.path), "camera": rec.camera,
+            "thumbnails": [t.as_posix() for t in clip.thumbnails], "source": rec.path.name, "camera": rec.camera,
             "time_source": rec.time_source,
             "source_start_seconds": round(clip.first_offset, 3), "source_end_seconds": round(clip.last_offset, 3),
             "recording_start": _iso(rec.at(clip.first_offset)), "recording_end": _iso(rec.at(clip.last_offset)),
@@ -164,12 +164,15 @@ def write_package(root: Path, request: SubjectRequest, searched: list[ScanResult
             "seen": _recorded(rec, clip.segment.seen_from, clip.segment.seen_to),
             "length": _length(clip.last_offset - clip.first_offset),
         })
-    window = (f"{_when(request.start) if request.start else 'any time'} to "
-              f"{_when(request.end) if request.end else 'any time'}")
+    if request.start and request.end:
+        window = f"{_when(request.start)} to {_when(request.end)}"
+    else:
+        window = f"from {_when(request.start)}" if request.start else (
+            f"until {_when(request.end)}" if request.end else "all recorded footage")
     page = renderer.render({
         "request": request, "generated": _when(generated), "window": window,
         "cameras": ", ".join(request.cameras) or "all", "clips": rows,
-        "searched": [{"file": str(r.recording.path), "camera": r.recording.camera or "unknown",
+        "searched": [{"file": r.recording.path.name, "camera": r.recording.camera or "unknown",
                       "start": _when(r.recording.start), "length": _length(r.recording.duration)} for r in searched],
         "searched_duration": _length(sum(r.span[1] - r.span[0] for r in searched)),
     })

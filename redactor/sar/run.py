@@ -14,6 +14,7 @@ from pathlib import Path
 
 from redactor.audit import AuditLog
 from redactor.detect import create_detector
+from redactor.errors import OutputError
 from redactor.recognise.embedder import Embedder
 from redactor.recognise.keys import Key
 from redactor.sar.archive import find_recordings, in_scope, probe
@@ -44,6 +45,9 @@ def answer(request: SubjectRequest, photos: Sequence[Path], archive: Sequence[Pa
            models_dir: str | Path | None = None, on_event: Callable[[str], None] = lambda message: None) -> Outcome:
     """Search `archive` for the person in `photos` and write the disclosure package to `export_dir`."""
     check_target(export_dir, overwrite)
+    if audit_path.resolve().is_relative_to(export_dir.resolve()):
+        raise OutputError(f"{audit_path}: the audit log cannot go inside the package folder; it must outlive a "
+                          "failed run and stays with you, not with the requester")
     renderer = Renderer(art15)
     recordings = in_scope([probe(p) for p in find_recordings(list(archive))], request)
     on_event(f"{len(recordings)} recording(s) in scope")

@@ -32,12 +32,14 @@ import numpy as np
 from redactor.detect import create_detector, nms
 from redactor.errors import ProcessingError, RedactorError
 from redactor.recognise.embedder import Embedder
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD
+from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, _overlapping
 from redactor.sar.archive import Recording, decoded, rgb
 from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
 T = TypeVar("T")
+_OVERLAP = MatchPolicy().overlap
+"""Boxes sharing more of their area than the matcher allows give crops that mix two faces: not embedded."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class Scanner:
             for gone in set(live) - set(ids):
                 del live[gone]
             wanted = []
-            overlapped = _overlapping(tracked.xyxy)
+            overlapped = _overlapping(tracked.xyxy, _OVERLAP)
             for i, tid in enumerate(ids):
                 detected = not bool(tracked.predicted[i])
                 if tid not in live and tid not in matched and tid not in rejected:
@@ -233,20 +235,6 @@ def _sampled(path: Path, span: tuple[float, float], rate: float) -> Iterator[tup
         if offset >= due:
             due = max(due + 1 / rate, offset)
             yield offset, rgb(vf)
-
-
-def _overlapping(boxes: np.ndarray, limit: float = 0.05) -> np.ndarray:
-    """Which boxes share more than `limit` of the smaller one's area with another: their crops mix two faces."""
-    n = len(boxes)
-    if n < 2:
-        return np.zeros(n, bool)
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    share = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
-    np.fill_diagonal(share, 0.0)
-    return np.any(share > limit, axis=1)
 
 
 class _Failed:

@@ -5,11 +5,18 @@ times a second (cheap; it finds the large faces that move fast), and CenterFace
 at a reduced scale `sweep_rate` times a second (it finds the faces down to the
 `min_face_px` the embedder needs). The frames in between are decoded but never
 converted or analysed, and a stretch with no face costs only those detector
-calls. A tracker joins the detections into tracks, and each track is embedded
-at most `samples_per_track` times, once its face is whole, unoverlapped and
-large enough; a track matches when one sample lies within the threshold of the
-requester's templates. Matching here only proposes where to look: the export
-runs the full, voting matcher again before anyone is left clear.
+calls. Every frame is decoded: skipping non-reference frames would be faster,
+but the "smart" codecs of many cameras mark most frames non-reference, and
+whole passes of people would go unseen.
+
+A tracker joins the detections into tracks, and each track is embedded at
+most `samples_per_track` times, once its face is whole, unoverlapped and large
+enough. A track matches when one sample lies within the threshold of the
+requester's templates; it is rejected after one sample beyond
+`decisive_distance` (dlib's same-person limit, 0.6, which no sample of the
+requester at >= 40 px came near in benchmarks/recognition.py) or after
+`samples_per_track` samples. Matching here only proposes where to look: the
+export runs the full, voting matcher again before anyone is left clear.
 
 A sample that does not match is forgotten at once: its vector and distances
 are zeroed before the next line runs, and of a rejected track only its id is
@@ -38,6 +45,7 @@ from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
 T = TypeVar("T")
+_MATCH, _UNSURE, _FAR = 1, 0, -1
 _OVERLAP = MatchPolicy().overlap
 """Boxes sharing more of their area than the matcher allows give crops that mix two faces: not embedded."""
 
@@ -56,6 +64,7 @@ class ScanSettings:
     detect_threshold: float = 0.5
     min_face_px: float = 40.0
     match_threshold: float = DEFAULT_THRESHOLD
+    decisive_distance: float = MAX_THRESHOLD
     samples_per_track: int = 2
     sample_gap_seconds: float = 0.5
     embeds_per_frame: int = 2
@@ -67,6 +76,8 @@ class ScanSettings:
             raise ValueError("need 0 < sweep_rate <= sample_rate")
         if not 0.0 < self.match_threshold <= MAX_THRESHOLD:
             raise ValueError(f"the match threshold must be in (0, {MAX_THRESHOLD}]")
+        if self.decisive_distance < self.match_threshold:
+            raise ValueError("the decisive distance cannot be below the match threshold")
         if self.samples_per_track < 1 or self.embeds_per_frame < 1 or self.min_face_px <= 0:
             raise ValueError("samples_per_track, embeds_per_frame and min_face_px must be positive")
         if min(self.padding_seconds, self.hold_seconds, self.sample_gap_seconds) < 0:
@@ -173,9 +184,10 @@ class Scanner:
                 track.samples += 1
                 track.last_sample = offset
                 result.embeddings += 1
-                if self._matches(image, tracked.xyxy[i], templates):
+                verdict = self._judge(image, tracked.xyxy[i], templates)
+                if verdict == _MATCH:
                     matched[tid] = [track.first_seen, track.last_seen]
-                elif track.samples >= s.samples_per_track:
+                elif verdict == _FAR or track.samples >= s.samples_per_track:
                     rejected.add(tid)
                     del live[tid]
         result.seen = sorted((a, b) for a, b in matched.values())
@@ -198,17 +210,19 @@ class Scanner:
         whole = x1 > 0 and y1 > 0 and x2 < image.shape[1] and y2 < image.shape[0]
         return whole and min(x2 - x1, y2 - y1) >= s.min_face_px
 
-    def _matches(self, image: np.ndarray, box: np.ndarray, templates: np.ndarray) -> bool:
-        """One sample's verdict; the vector and the distances are zeroed before it is returned."""
+    def _judge(self, image: np.ndarray, box: np.ndarray, templates: np.ndarray) -> int:
+        """One sample's verdict (_MATCH, _UNSURE or _FAR); the vector and the distances are zeroed first."""
         try:
             vector = self._embedder.embed(image, box)
         except Exception:  # an unusable crop is a sample that did not match
-            return False
+            return _UNSURE
         distances = np.linalg.norm(templates - vector, axis=1)
         vector.fill(0.0)
-        hit = bool(distances.min() <= self.settings.match_threshold)
+        nearest = float(distances.min())
         distances.fill(0.0)
-        return hit
+        if nearest <= self.settings.match_threshold:
+            return _MATCH
+        return _FAR if nearest > self.settings.decisive_distance else _UNSURE
 
 
 def segments(result: ScanResult, padding: float) -> list[Segment]:

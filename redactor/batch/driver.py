@@ -20,7 +20,7 @@ from redactor.batch.manifest import (MANIFEST_NAME, Manifest, Outcome, Row, Stat
                                      settings_hash)
 from redactor.batch.tasks import ChunkDone, ChunkTask, FileTask, Failed, JoinTask, Redacted, Split, Task
 from redactor.batch.walk import BatchItem, walk
-from redactor.errors import OutputError, ProcessingError, RedactorError
+from redactor.errors import InputError, OutputError, ProcessingError, RedactorError
 from redactor.media.source import FileSource
 from redactor.pipeline import RedactSettings
 
@@ -173,7 +173,13 @@ def _select(items: list[BatchItem], manifest: Manifest, settings: RedactSettings
     wanted = settings_hash(settings)
     todo = []
     for item in items:
-        stat = item.src.stat()
+        try:
+            stat = item.src.stat()
+        except OSError as exc:
+            reason = f"{item.src}: cannot read it ({exc.strerror})"
+            manifest.fail_unclaimed(run_id, item.rel, reason)
+            summary.failed.append((item.rel, reason, InputError.exit_code))
+            continue
         row = rows.get(item.rel)
         same = row is not None and row.settings_hash == wanted and _same_input(row, item, stat.st_size,
                                                                                stat.st_mtime_ns)
@@ -230,11 +236,8 @@ class _Scheduler:
                 state = self.files[task.rel]
                 if state.failed:
                     continue
-                if isinstance(task, FileTask) and task.key not in self.lost:
-                    stat = state.item.src.stat()
-                    state.folder.mkdir(parents=True, exist_ok=True)
-                    self.manifest.mark_running(self.run_id, task.rel, stat.st_size, stat.st_mtime_ns,
-                                               self.settings_hash)
+                if isinstance(task, FileTask) and task.key not in self.lost and not self._claim(state):
+                    continue
                 engine.submit(task)
                 self.in_flight[task.key] = task
                 self.counted[task.key] = 0
@@ -245,6 +248,21 @@ class _Scheduler:
                     self._lost(event.task, event.reason)
                 else:
                     self._finished(event)
+
+    def _claim(self, state: _File) -> bool:
+        """Record the file as running in this run; False (and failed) if it can no longer be read."""
+        rel = state.item.rel
+        try:
+            stat = state.item.src.stat()
+            state.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            state.failed = True
+            reason = f"{exc.filename}: {exc.strerror}"
+            self.manifest.fail_unclaimed(self.run_id, rel, reason)
+            self._record_failure(rel, reason, InputError.exit_code)
+            return False
+        self.manifest.mark_running(self.run_id, rel, stat.st_size, stat.st_mtime_ns, self.settings_hash)
+        return True
 
     def _progress(self, key: str, frames: int) -> None:
         if key not in self.in_flight:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 from redactor.batch.engines import Event, Finished, Lost, Progress
 from redactor.batch.tasks import Task, execute
@@ -75,7 +75,7 @@ def _serve(conn: Connection, settings: RedactSettings, models_dir: str | None, p
 
 @dataclass
 class _Slot:
-    process: Any
+    process: BaseProcess
     conn: Connection
     ready: bool = False
     task: Task | None = None
@@ -96,7 +96,11 @@ class LocalEngine:
         self._start_failures = 0
         self.settings = settings
         self._slots = [self._start() for _ in range(workers)]
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_ready(self) -> None:
         """Block until every worker has loaded its models, so a model problem stops the batch before any file is claimed."""

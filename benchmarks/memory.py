@@ -15,6 +15,7 @@ Run: python -m benchmarks.memory [--seconds 4] [--times 10] [--size 1080p]
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -121,14 +122,17 @@ def markdown(runs: list[MemoryRun]) -> str:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def main(seconds: float, times: int, size: str, json_path: Path | None) -> None:
     """Peak RSS of `redactor redact` (default settings) on a short clip and on one `times` longer."""
+    info = machine()
     spec = crowd_spec(size, seconds)
     short = OUT_DIR / f"crowd_{size}_{seconds:g}s_seed0.mp4"
     ensure_clip(spec, short)
     long = OUT_DIR / f"crowd_{size}_{seconds:g}s_x{times}.mp4"
     long_frames = loop_clip(short, long, times)
+    one_frame = OUT_DIR / f"crowd_{size}_1frame_seed0.mp4"
+    ensure_clip(dataclasses.replace(spec, n_frames=1), one_frame)
+    measure(one_frame, 1, OUT_DIR / "memory_warmup.mp4")  # a first run compiles Numba's kernels: not ours to count
     runs = [measure(short, spec.n_frames, OUT_DIR / "memory_short.mp4"),
             measure(long, long_frames, OUT_DIR / "memory_long.mp4")]
-    info = machine()
     click.echo(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, {info['date']}; "
                f"{spec.width}x{spec.height}, redactor defaults\n")
     click.echo(markdown(runs))

@@ -349,8 +349,9 @@ def test_index_html_in_chromium(disclosed: Run) -> None:
         deadline = time.monotonic() + 20
         videos: list = []
         while time.monotonic() < deadline:
-            videos = driver.execute_script("return Array.from(document.querySelectorAll('video'))"
-                                           ".map(v => [v.readyState, v.videoWidth, v.duration, v.error && v.error.code])")
+            videos = driver.execute_script(
+                "return Array.from(document.querySelectorAll('video'))"
+                ".map(v => [v.readyState, v.videoWidth, v.duration, v.error && v.error.code])")
             if videos and all(v[0] >= 1 for v in videos):
                 break
             time.sleep(0.2)
@@ -459,8 +460,8 @@ def test_refused_before_any_search(archive: Archive, shared_data: Path, tmp_path
 
 
 @pytest.mark.integration
-def test_failed_export_leaves_no_package_and_destroys_the_entry(archive: Archive, shared_data: Path,
-                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_export_leaves_no_package_and_destroys_the_entry(
+        archive: Archive, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from redactor.media.sink import VideoSink
 
     real = VideoSink.write

@@ -49,7 +49,8 @@ class Moment(click.ParamType):
 
 @click.command()
 @click.argument("archive", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--request-id", required=True, help="Your reference for the request (shown in the package and audit log).")
+@click.option("--request-id", required=True,
+              help="Your reference for the request (shown in the package and the audit log).")
 @click.option("--received", required=True, type=IsoDate(),
               help="Day the request was received; the answer is due one month later.")
 @click.option("--subject", "photos", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),

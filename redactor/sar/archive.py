@@ -96,7 +96,10 @@ def probe(path: Path) -> Recording:
         start, where = named[1], "file name"
     camera = named[0] if named is not None else (path.resolve().parent.name or None)
     fps = float(info.rate) if info.rate else 25.0
-    duration = info.duration if info.duration else (info.frames or 0) / fps
+    duration = info.duration or (info.frames or 0) / fps
+    if duration <= 0:
+        raise InputError(f"{path}: the recording's length is unknown (a bare stream?); remux it into a container "
+                         "(.mp4, .mkv) so it can be placed in time")
     return Recording(path, camera, start, where if start is not None else "unknown", float(duration), fps)
 
 

@@ -41,6 +41,7 @@ from redactor.types import Detections, Frame
 
 THUMBNAILS = 3
 THUMBNAIL_WIDTH = 320
+_NOTHING = (np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, bool))
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class _Witness:
         """The boxes in frame `index` of the tracks revealed now (the requester), and whether one of them was
         detected there rather than predicted; the frame is then forgotten."""
         with self._lock:
-            ids, boxes, predicted = self._where.pop(index, (np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, bool)))
+            ids, boxes, predicted = self._where.pop(index, _NOTHING)
         revealed = self.matcher.revealed()
         shown = np.array([int(t) in revealed for t in ids], bool)
         return boxes[shown].reshape(-1, 4), bool(np.any(shown & ~predicted))
@@ -205,7 +206,8 @@ class Exporter:
         self.close()
 
     def export(self, segment: Segment, root: Path, stem: str) -> ExportedClip:
-        """Write `clips/<stem>.mp4` and `thumbs/<stem>_<k>.jpg` under `root`; raise (writing nothing usable) on failure."""
+        """Write `clips/<stem>.mp4` and `thumbs/<stem>_<k>.jpg` under `root`; any failure raises, and the caller
+        discards the unfinished package."""
         rec = segment.recording
         with FileSource(rec.path) as source:
             info = source.info

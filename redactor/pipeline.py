@@ -218,8 +218,8 @@ class Pipeline:
         """Redact every frame into `sink`; on any error the sink is aborted and the error re-raised."""
         stats = RunStats()
         stop = threading.Event()
-        decoded: queue.Queue = queue.Queue(maxsize=4)
-        final: queue.Queue = queue.Queue(maxsize=4)
+        decoded: queue.Queue = queue.Queue(maxsize=2)
+        final: queue.Queue = queue.Queue(maxsize=2)
 
         def decode() -> None:
             it = iter(frames)

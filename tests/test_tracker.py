@@ -177,3 +177,14 @@ def test_fast_small_face_keeps_one_track_across_sparse_sweeps(speed: float) -> N
             assert covered >= 0.9 * 30 * 30, f"frame {k}: only {covered / 900:.0%} of the face is under a mask"
     assert ids == {1}, "one face, one track"
     assert widest <= 3 * 30, "coasting masks stay face-sized, not frame-sized"
+
+
+def test_union_merge_keeps_the_whole_face_when_a_tile_edge_truncates_it() -> None:
+    from redactor.detect.base import merge_union
+
+    truncated = (100.0, 100.0, 130.0, 160.0)  # a strip edge cut the face at x=130, and it scored higher
+    whole = (100.0, 100.0, 160.0, 160.0)
+    elsewhere = (300.0, 300.0, 340.0, 340.0)
+    merged = merge_union(Detections(np.array([truncated, whole, elsewhere]), [0.9, 0.6, 0.8]))
+    assert sorted(merged.xyxy.tolist()) == [list(whole), list(elsewhere)]
+    assert sorted(merged.confidence.round(2).tolist()) == [0.8, 0.9]

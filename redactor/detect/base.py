@@ -60,3 +60,39 @@ def nms(dets: Detections, iou: float = 0.3) -> Detections:
     xywh = np.column_stack([dets.xyxy[:, :2], dets.xyxy[:, 2:] - dets.xyxy[:, :2]])
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), dets.confidence.tolist(), 0.0, iou)
     return dets[np.sort(np.asarray(keep, dtype=np.int64).reshape(-1))]
+
+
+def merge_union(dets: Detections, iou: float = 0.3) -> Detections:
+    """Merge overlapping boxes into their union, keeping the best score of each cluster.
+
+    Plain NMS keeps one box per cluster; where tiles, strips or detectors see
+    the same face, the survivor may be a truncated box from a tile's edge. For
+    redaction the union is the safe answer: it covers every part any pass saw.
+    """
+    if len(dets) < 2:
+        return dets
+    order = np.argsort(-dets.confidence)
+    boxes = dets.xyxy[order].astype(np.float64)
+    scores = dets.confidence[order]
+    used = np.zeros(len(boxes), bool)
+    out_boxes, out_scores = [], []
+    for i in range(len(boxes)):
+        if used[i]:
+            continue
+        used[i] = True
+        box = boxes[i].copy()
+        grew = True
+        while grew:
+            grew = False
+            for j in np.flatnonzero(~used):
+                lt = np.maximum(box[:2], boxes[j, :2])
+                rb = np.minimum(box[2:], boxes[j, 2:])
+                inter = float(np.prod(np.clip(rb - lt, 0, None)))
+                area_j = float(np.prod(boxes[j, 2:] - boxes[j, :2]))
+                union = float(np.prod(box[2:] - box[:2])) + area_j - inter
+                if inter > iou * union or inter > 0.5 * area_j:
+                    box = np.concatenate([np.minimum(box[:2], boxes[j, :2]), np.maximum(box[2:], boxes[j, 2:])])
+                    used[j] = grew = True
+        out_boxes.append(box)
+        out_scores.append(scores[i])
+    return Detections(np.array(out_boxes, np.float32), np.array(out_scores, np.float32), detector=dets.detector)

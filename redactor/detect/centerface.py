@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from redactor.detect.base import Detector, nms, register
+from redactor.detect.base import Detector, merge_union, nms, register
 from redactor.errors import ModelError
 from redactor.models import model_path
 from redactor.types import Detections
@@ -19,7 +19,7 @@ from redactor.types import Detections
 _OUTPUTS = ["537", "538", "539", "540"]
 # Above this many input pixels the network runs on overlapping vertical strips (faces larger than the
 # overlap are BlazeFace's): its activations at 1920x1088 take ~450 MB, the 1080p budget is 1 GiB.
-MAX_PIXELS = 1152 * 1088
+MAX_PIXELS = 1280 * 750
 STRIP_OVERLAP = 256
 
 
@@ -48,7 +48,7 @@ class CenterFaceDetector(Detector):
             found = self._detect(image[:, x0:x0 + step])
             parts.append(Detections(found.xyxy + np.array([x0, 0, x0, 0], np.float32), found.confidence,
                                     detector=self.name))
-        return nms(Detections.merge(parts))
+        return merge_union(Detections.merge(parts))
 
     def _detect(self, image: np.ndarray) -> Detections:
         h, w = image.shape[:2]

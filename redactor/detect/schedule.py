@@ -9,12 +9,12 @@ carry their masks in between.
 
 from __future__ import annotations
 
-from redactor.detect.base import Detector, nms
+from redactor.detect.base import Detector, merge_union
 from redactor.types import Detections
 
 
 class Schedule:
-    """Which detectors run on frame `index`; results are merged by NMS."""
+    """Which detectors run on frame `index`; results are merged into union boxes."""
 
     def __init__(self, every_frame: Detector | None, sweep: Detector, period: int = 1) -> None:
         if period < 1:
@@ -35,7 +35,7 @@ class Schedule:
             parts.append(self.every_frame.detect(image))
         if self.is_sweep(index):
             parts.append(self.sweep.detect(image))
-        return nms(Detections.merge(parts))
+        return merge_union(Detections.merge(parts))
 
     def close(self) -> None:
         if self.every_frame is not None:

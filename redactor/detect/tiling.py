@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from redactor.detect.base import Detector, nms
+from redactor.detect.base import Detector, merge_union
 from redactor.types import Detections
 
 
@@ -29,7 +29,7 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> tuple[tuple
 
 
 class TiledDetector(Detector):
-    """Whole frame plus tiles of `tile` px overlapping by `overlap`, merged by NMS."""
+    """Whole frame plus tiles of `tile` px overlapping by `overlap`, overlapping finds merged into their union."""
 
     def __init__(self, base: Detector, tile: int, overlap: float = 0.25, whole: bool = True) -> None:
         if tile < 32 or not 0.0 <= overlap < 0.9:
@@ -47,14 +47,14 @@ class TiledDetector(Detector):
             if len(found):
                 shifted = found.xyxy + np.array([x0, y0, x0, y0], np.float32)
                 parts.append(Detections(shifted, found.confidence, detector=found.detector))
-        return nms(Detections.merge(parts)) if parts else Detections.empty(self.name)
+        return merge_union(Detections.merge(parts)) if parts else Detections.empty(self.name)
 
     def close(self) -> None:
         self.base.close()
 
 
 class EnsembleDetector(Detector):
-    """Several detectors on the same image, merged by NMS: a face one misses, another may find."""
+    """Several detectors on the same image, merged into union boxes: a face one misses, another may find."""
 
     def __init__(self, members: list[Detector]) -> None:
         if not members:
@@ -63,7 +63,7 @@ class EnsembleDetector(Detector):
         self.name = "+".join(m.name for m in members)
 
     def detect(self, image: np.ndarray) -> Detections:
-        return nms(Detections.merge([m.detect(image) for m in self.members]))
+        return merge_union(Detections.merge([m.detect(image) for m in self.members]))
 
     def close(self) -> None:
         for m in self.members:

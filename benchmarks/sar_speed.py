@@ -176,8 +176,10 @@ def report_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {f['file']} | {f['seconds']:.0f} | {f['seconds'] / f['decode_floor_s']:.1f}x | "
                      f"{f['seconds'] / f['scan_s']:.1f}x | {f['seconds'] / f['scan_cpu_s']:.1f}x | {f['samples']} | "
                      f"{f['tracks']} | {f['embeddings']} | {seen} | {truth} |")
+    loads = [f["load_avg"] for f in r["files"]]
     lines += ["", f"**Search: {r['scan_speed']:.1f}x real time** (wall clock; {r['scan_cpu_speed']:.1f}x per CPU "
-              f"second), against a decode-only floor of {r['floor_speed']:.1f}x."]
+              f"second, all threads counted), against a decode-only floor of {r['floor_speed']:.1f}x; 1-minute load "
+              f"average {min(loads):.1f}-{max(loads):.1f} during the search."]
     if "export" in r:
         e = r["export"]
         lines += ["", f"The whole `redactor sar` run (search, then {e['clips']} clip(s), {e['clip_seconds']} s of "
@@ -191,8 +193,14 @@ def report_markdown(r: dict[str, Any]) -> str:
 @click.option("--export", is_flag=True, help="Also time the whole run, export and package included.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--markdown", is_flag=True, help="Print the RESULTS.md section.")
-def main(files: int, seconds: float, export: bool, json_path: Path | None, markdown: bool) -> None:
+@click.option("--tables-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Measure nothing; print the section of a run saved with --json.")
+def main(files: int, seconds: float, export: bool, json_path: Path | None, markdown: bool,
+         tables_from: Path | None) -> None:
     """Measure the subject access request search on a 720p archive."""
+    if tables_from is not None:
+        click.echo(report_markdown(json.loads(tables_from.read_text())))
+        return
     results = measure(files, seconds, export)
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=1))

@@ -167,7 +167,8 @@ def requester_frames(truth: GroundTruth) -> tuple[int, int]:
 
 
 def clear_calls(archive: Archive, package: Path, clip: dict) -> tuple[list[bool], list[bool]]:
-    """(requester face-frames >= 40 px: clear?, stranger face-frames: clear?) over every frame of one clip."""
+    """(requester face-frames >= 40 px and half visible: clear?, every visible stranger face-frame: clear?)
+    over every frame of one clip."""
     truth = archive.truth[Path(clip["source"]).name]
     first = round(clip["source_start_seconds"] * FPS)
     source = list(_grey(archive.folder / Path(clip["source"]).name))
@@ -176,12 +177,12 @@ def clear_calls(archive: Archive, package: Path, clip: dict) -> tuple[list[bool]
     assert len(redacted) == clip["frames"]
     for i, red in enumerate(redacted):
         for b in truth.boxes_at(first + i):
-            if b.visible_fraction < 0.5:
+            if b.visible_fraction == 0:
                 continue
             clear = not compare_face(source[first + i], red, b.box, b.face_width).protected
             if b.photo not in REQUESTER:
                 others.append(clear)
-            elif b.face_width >= MIN_WIDTH:
+            elif b.face_width >= MIN_WIDTH and b.visible_fraction >= 0.5:
                 mine.append(clear)
     return mine, others
 

@@ -55,8 +55,9 @@ def answer(request: SubjectRequest, photos: Sequence[Path], archive: Sequence[Pa
     with AuditLog(audit_path, key) as audit:
         audit.record("sar-request", **request.to_dict(), recordings=[str(r.path) for r, _ in recordings],
                      settings=settings.to_dict())
-        with create_detector("centerface", threshold=settings.redact.threshold, models_dir=models_dir) as detector, \
-                TemporaryEnrolment(request, photos, detector, embedder, audit) as enrolment:
+        with create_detector("centerface", threshold=settings.redact.threshold, models_dir=models_dir) as detector:
+            enrolment = TemporaryEnrolment(request, photos, detector, embedder, audit)
+        with enrolment:
             searched: list[ScanResult] = []
             with Scanner(settings.scan, embedder, models_dir) as scanner, enrolment.entry() as entry:
                 for rec, span in recordings:

@@ -184,8 +184,7 @@ def write_package(root: Path, request: SubjectRequest, searched: list[ScanResult
         "settings": {**settings.to_dict(), "art15_template": {"source": renderer.art15_source,
                                                               "sha256": renderer.art15_sha256}},
         "searched": [{**r.recording.to_dict(), "searched_from_seconds": round(r.span[0], 3),
-                      "searched_to_seconds": round(r.span[1], 3), "frames_examined": r.samples,
-                      "face_tracks": r.tracks, "embeddings": r.embeddings, "search_seconds": round(r.seconds, 2)}
+                      "searched_to_seconds": round(r.span[1], 3), "frames_examined": r.samples}
                      for r in searched],
         "clips": [{k: v for k, v in row.items() if k not in ("recorded", "seen", "length")} for row in rows],
         "files": {p.relative_to(root).as_posix(): sha256(p) for p in files},

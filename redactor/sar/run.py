@@ -66,7 +66,10 @@ def answer(request: SubjectRequest, photos: Sequence[Path], archive: Sequence[Pa
                     on_event(f"{rec.path.name}: searched {span[1] - span[0]:.0f} s in {result.seconds:.1f} s, "
                              f"{len(result.seen)} matching track(s)")
             found = [seg for result in searched for seg in segments(result, settings.scan.padding_seconds)]
-            audit.record("sar-search", request_id=request.request_id, recordings=len(searched), segments=len(found))
+            # Counts of other people's tracks are the controller's business, not the requester's: audit only.
+            audit.record("sar-search", request_id=request.request_id, segments=len(found),
+                         recordings=[{"file": str(r.recording.path), "frames_examined": r.samples, "tracks": r.tracks,
+                                      "embeddings": r.embeddings, "seconds": round(r.seconds, 2)} for r in searched])
             with building(export_dir, overwrite) as root:
                 clips: list[ExportedClip] = []
                 if found:

@@ -234,7 +234,8 @@ def _concatenate(parts: list[Path], starts: list[int], time_base: Fraction, sour
             with av.open(str(part)) as src:
                 stream = src.streams.video[0]
                 if stream.codec_context.extradata != extradata:
-                    raise ProcessingError(f"chunk {i} was encoded with different parameters; cannot join by stream copy")
+                    raise ProcessingError(f"chunk {i} was encoded with different parameters; "
+                                          "cannot join by stream copy")
                 packets = [p for p in src.demux(stream) if p.dts is not None and p.size]
                 if not packets or not packets[0].is_keyframe:
                     raise ProcessingError(f"chunk {i} does not start with a keyframe; cannot join by stream copy")

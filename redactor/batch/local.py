@@ -103,7 +103,7 @@ class LocalEngine:
             raise
 
     def _wait_ready(self) -> None:
-        """Block until every worker has loaded its models, so a model problem stops the batch before any file is claimed."""
+        """Block until every worker has loaded its models: a model problem stops the batch before a file is claimed."""
         while not all(s.ready for s in self._slots):
             if self.poll(_POLL_S):
                 raise ProcessingError("a batch worker reported before any task was given")

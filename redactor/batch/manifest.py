@@ -228,9 +228,10 @@ class Manifest:
         """Claim a file for this run; its earlier outcome (if any) is kept until a new one replaces it."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO files (rel, status, input_size, input_mtime_ns, settings_hash, attempts, run_id, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(rel) DO UPDATE SET status=excluded.status, reason=NULL, "
-                "attempts=attempts+1, "
+                "INSERT INTO files "
+                "(rel, status, input_size, input_mtime_ns, settings_hash, attempts, run_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT(rel) DO UPDATE SET status=excluded.status, reason=NULL, attempts=attempts+1, "
                 "input_size=excluded.input_size, input_mtime_ns=excluded.input_mtime_ns, "
                 "settings_hash=excluded.settings_hash, run_id=excluded.run_id, updated_at=excluded.updated_at",
                 (rel, Status.RUNNING, size, mtime_ns, settings, run_id, time.time()))

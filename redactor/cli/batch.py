@@ -56,12 +56,14 @@ class _Bar:
 
 def _summary(s: BatchSummary) -> str:
     lines = [f"batch {s.run_id}: {s.found} files found, {s.done} redacted, {s.skipped} already done, "
-             f"{len(s.failed)} failed" + (f", {s.failed_before} failed earlier (--retry-failed)" if s.failed_before else "")]
+             f"{len(s.failed)} failed"
+             + (f", {s.failed_before} failed earlier (--retry-failed)" if s.failed_before else "")]
     if s.done:
         lines.append(f"  {s.frames} frames in {s.seconds:.1f} s, {s.startup_seconds:.1f} s of it starting workers: "
                      f"{s.files_per_second:.2f} files/s, {s.frames_per_second:.1f} frames/s")
     if s.requeued or s.retries:
-        lines.append(f"  {s.requeued} files re-queued from an interrupted run, {s.retries} tasks retried after a worker died")
+        lines.append(f"  {s.requeued} files re-queued from an interrupted run, "
+                     f"{s.retries} tasks retried after a worker died")
     return "\n".join(lines)
 
 
@@ -76,7 +78,8 @@ def _summary(s: BatchSummary) -> str:
 @click.option("--retry-failed", is_flag=True, help="With --resume: try files that failed before again.")
 @click.option("--include", multiple=True, metavar="GLOB",
               help="Only files whose path under SRC (or name) matches; repeatable. Default: every video and image.")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files whose path under SRC (or name) matches; repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Skip files whose path under SRC (or name) matches; repeatable.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local: processes on this machine; ray: a Ray actor pool (needs redactor[cluster]).")
 @click.option("--address", default=None, metavar="ADDR",

@@ -6,6 +6,10 @@ models installed and see SRC and DST at the same paths (a shared file system):
 workers read inputs and write staged outputs there, while the manifest stays
 with the driver. An actor whose process dies is restarted by Ray (reloading its
 models) and the task it held is reported lost, for the driver to run again.
+
+Ray 2.60 turns on token authentication by default: a driver joining through Ray
+Client needs RAY_AUTH_MODE=token and the cluster's token in its environment
+(checked against a head node on loopback: `ray start --head --ray-client-server-port 10001`).
 """
 
 from __future__ import annotations

@@ -298,7 +298,7 @@ def ray_engine() -> Iterator[Engine]:
 
     from redactor.batch.ray_engine import RayEngine
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         engine = RayEngine(RedactSettings(), None, 2)
         yield engine

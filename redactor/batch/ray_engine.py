@@ -63,7 +63,8 @@ class RayEngine:
         self._owns = not ray.is_initialized()
         if self._owns:
             try:
-                ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                # "local" starts a fresh instance even when another one runs on this machine.
+                ray.init(address=address or "local", num_cpus=None if address else workers, include_dashboard=False,
                          log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ProcessingError(f"cannot start or reach Ray at {address or 'this machine'}: {exc}") from None

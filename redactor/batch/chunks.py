@@ -27,7 +27,7 @@ import numpy as np
 
 from redactor.errors import InputError, OutputError, ProcessingError
 from redactor.media.sink import VideoSink
-from redactor.media.source import _upright
+from redactor.media.source import rgb_upright
 from redactor.pipeline import RedactSettings
 from redactor.types import Frame
 
@@ -150,7 +150,7 @@ def chunk_frames(path: Path, chunk: Chunk, time_base: Fraction) -> Iterator[Fram
                     i = bisect.bisect_left(window, vf.pts)
                     if i == len(window) or window[i] != vf.pts:
                         raise ProcessingError(f"{path}: decoded a frame at pts {vf.pts} that the probe did not list")
-                    image = _upright(vf.to_ndarray(format="rgb24"), int(vf.rotation or 0))
+                    image = rgb_upright(vf)
                     yield Frame(chunk.first_index + i, image, vf.pts, time_base, str(path))
     except av.FFmpegError as exc:
         raise InputError(f"{path}: corrupt or truncated video in chunk {chunk.index} "

@@ -30,9 +30,11 @@ class VideoInfo:
     codec: str
 
 
-def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply the display rotation so faces are upright for the detector and the output plays the same."""
-    turns = (round(rotation / 90) % 4) if rotation else 0
+def rgb_upright(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as RGB pixels with its display rotation applied, so faces are upright for the
+    detector and the output plays the same without rotation metadata."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = round(int(frame.rotation or 0) / 90) % 4
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
@@ -79,7 +81,7 @@ class FileSource:
                 if packet.is_corrupt:  # a cut-off file: its last packet is partial, and frame threads hide the error
                     raise InputError(f"{self.path}: corrupt or truncated video at frame {index}")
                 for vf in packet.decode():
-                    image = _upright(vf.to_ndarray(format="rgb24"), int(vf.rotation or 0))
+                    image = rgb_upright(vf)
                     yield Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))
                     index += 1
         except av.FFmpegError as exc:

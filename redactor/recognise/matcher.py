@@ -155,7 +155,7 @@ class WatchlistMatcher:
         ids = [int(t) for t in tracked.tracker_id]
         for gone in set(self._tracks) - set(ids):
             self._tracks.pop(gone).forget()
-        overlapped = _overlapping(tracked.xyxy, self.policy.overlap)
+        overlapped = overlapping(tracked.xyxy, self.policy.overlap)
         wanted = []
         for i, tid in enumerate(ids):
             if tid in self._rejected:
@@ -306,7 +306,7 @@ def _size(box: np.ndarray) -> float:
     return float(np.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)))
 
 
-def _overlapping(boxes: np.ndarray, limit: float) -> np.ndarray:
+def overlapping(boxes: np.ndarray, limit: float) -> np.ndarray:
     """Which boxes share more than `limit` of the smaller box's area with another box."""
     n = len(boxes)
     if n < 2:

@@ -23,7 +23,7 @@ import numpy as np
 from redactor.errors import InputError
 from redactor.jobs import MEDIA_EXTENSIONS
 from redactor.media.sink import IMAGE_EXTENSIONS
-from redactor.media.source import FileSource, _upright
+from redactor.media.source import FileSource, rgb_upright
 from redactor.sar.request import SubjectRequest
 
 VIDEO_EXTENSIONS = frozenset(MEDIA_EXTENSIONS - IMAGE_EXTENSIONS)
@@ -154,4 +154,4 @@ def decoded(path: Path, start: float = 0.0, end: float | None = None) -> Iterato
 
 def rgb(vf: av.VideoFrame) -> np.ndarray:
     """The frame as upright RGB, as FileSource gives it to the pipeline."""
-    return _upright(vf.to_ndarray(format="rgb24"), int(vf.rotation or 0))
+    return rgb_upright(vf)

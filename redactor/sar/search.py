@@ -39,7 +39,7 @@ import numpy as np
 from redactor.detect import create_detector, nms
 from redactor.errors import ProcessingError, RedactorError
 from redactor.recognise.embedder import Embedder
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, _overlapping
+from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, overlapping
 from redactor.sar.archive import Recording, decoded, rgb
 from redactor.track.tracker import Tracker
 from redactor.types import Detections
@@ -164,7 +164,7 @@ class Scanner:
             for gone in set(live) - set(ids):
                 del live[gone]
             wanted = []
-            overlapped = _overlapping(tracked.xyxy, _OVERLAP)
+            overlapped = overlapping(tracked.xyxy, _OVERLAP)
             for i, tid in enumerate(ids):
                 detected = not bool(tracked.predicted[i])
                 if tid not in live and tid not in matched and tid not in rejected:

@@ -106,12 +106,13 @@ def test_source_refuses_what_it_cannot_read(tmp_path: Path) -> None:
         FileSource(sound)
 
 
-def test_source_reports_a_truncated_file(tmp_path: Path) -> None:
-    """A cut-off file must fail, not pass off its first frames as the whole video."""
-    whole = tmp_path / "whole.mp4"
-    encode_video(whole, [blocks(i) for i in range(24)], options={"movflags": "faststart"})
+@pytest.mark.parametrize("name, options", [("whole.mp4", {"movflags": "faststart"}), ("whole.mkv", {})])
+def test_source_reports_a_truncated_file(tmp_path: Path, name: str, options: dict) -> None:
+    """A cut-off file must fail, not pass off its first frames as the whole video (Matroska ends cleanly)."""
+    whole = tmp_path / name
+    encode_video(whole, [blocks(i) for i in range(24)], options=options)
     data = whole.read_bytes()
-    cut = tmp_path / "cut.mp4"
+    cut = tmp_path / f"cut{whole.suffix}"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated"):
         with FileSource(cut) as source:

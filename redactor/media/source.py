@@ -75,19 +75,49 @@ class FileSource:
         )
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, last = 0, None
         try:
             for packet in self._container.demux(self._stream):
                 if packet.is_corrupt:  # a cut-off file: its last packet is partial, and frame threads hide the error
                     raise InputError(f"{self.path}: corrupt or truncated video at frame {index}")
                 for vf in packet.decode():
                     image = rgb_upright(vf)
-                    yield Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))
+                    frame = Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))
+                    last = frame.seconds if frame.seconds is not None else last
+                    yield frame
                     index += 1
         except av.FFmpegError as exc:
             raise InputError(f"{self.path}: corrupt or truncated video at frame {index} ({exc.strerror or 'decode error'})") from None
         if index == 0:
             raise InputError(f"{self.path}: no decodable frames (corrupt or truncated?)")
+        self._check_complete(index, last)
+
+    def _check_complete(self, frames: int, last: float | None) -> None:
+        """A container cut short (Matroska ends cleanly) still declares its full duration: compare."""
+        declared = self._video_duration()
+        if self.info.is_image or declared is None or last is None:
+            return
+        stream = self._stream
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        step = 1.0 / float(self.info.rate) if self.info.rate else 0.0
+        missing = declared - (last - start + step)
+        if missing > max(0.5, 0.05 * declared):
+            raise InputError(f"{self.path}: truncated: {frames} frames decoded, {missing:.1f} s of the declared "
+                             f"{declared:.1f} s missing")
+
+    def _video_duration(self) -> float | None:
+        """The video track's own declared length (never the container's, which may be a longer audio track)."""
+        stream = self._stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+        if tag and tag.count(":") == 2:
+            h, m, sec = tag.split(":")
+            try:
+                return int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                return None
+        return None
 
     def close(self) -> None:
         self._container.close()

@@ -86,6 +86,40 @@ class ReportWriter:
         self._fh.close()
 
 
+VERIFY_ROUNDS = 3
+VERIFY_SPREAD = 2
+
+
+def _verify_and_fix(src: Path, tmp: Path, verifier: Detector, stats: RunStats, writer: ReportWriter | None,
+                    one_pass: Callable) -> tuple[RunStats, ReportWriter | None]:
+    """Check the finished output with the second detector; re-mask what it finds, a few rounds at most.
+
+    Each round adds the clear faces found so far (and the frames either side of
+    each) to the boxes masked; if faces are still found after the last round the
+    run fails, so nothing unverified is kept.
+    """
+    extra: dict[int, list] = {}
+    found_total, frames_fixed = 0, set()
+    for _ in range(VERIFY_ROUNDS):
+        check = verify(src, tmp, verifier)
+        if not check.residuals:
+            break
+        found_total += len(check.residuals)
+        frames_fixed.update(check.residual_frames)
+        for frame, boxes in check.boxes_by_frame(VERIFY_SPREAD).items():
+            extra.setdefault(frame, []).extend(boxes)
+        if writer is not None:
+            writer.close()
+        stats, writer = one_pass({k: np.array(v, np.float32) for k, v in extra.items()})
+    else:
+        check = verify(src, tmp, verifier)
+        if check.residuals:
+            raise ProcessingError(f"{src}: verification still finds {len(check.residuals)} clear face(s) in "
+                                  f"{len(check.residual_frames)} frame(s) after re-masking; nothing was written")
+    stats.verification = {"residual_faces_found": found_total, "frames_fixed": len(frames_fixed)}
+    return stats, writer
+
+
 def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings, overwrite: bool = False,
                 report: Path | None = None, on_progress: Callable[[int], None] | None = None,
                 on_start: Callable[[int | None], None] | None = None,
@@ -131,18 +165,7 @@ def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings
 
         stats, writer = one_pass(None)
         if verifier is not None:
-            first = verify(src, tmp, verifier)
-            stats.verification = {"residual_faces_found": len(first.residuals), "frames_fixed": len(first.residual_frames)}
-            if first.residuals:
-                if writer is not None:
-                    writer.close()
-                fixed_stats, writer = one_pass(first.boxes_by_frame())
-                fixed_stats.verification = stats.verification
-                stats = fixed_stats
-                after = verify(src, tmp, verifier)
-                if after.residuals:
-                    raise ProcessingError(f"{src}: verification still finds {len(after.residuals)} clear face(s) in "
-                                          f"{len(after.residual_frames)} frame(s) after re-masking; nothing was written")
+            stats, writer = _verify_and_fix(src, tmp, verifier, stats, writer, one_pass)
         if writer is not None:
             writer.finish(stats.to_dict())
         return stats

@@ -54,11 +54,14 @@ class VerifyReport:
             best, previous = max(best, run), f
         return best
 
-    def boxes_by_frame(self) -> dict[int, np.ndarray]:
+    def boxes_by_frame(self, spread: int = 0) -> dict[int, list[tuple[int, int, int, int]]]:
+        """Residual boxes per frame; `spread` also puts each on that many frames either side, where the
+        same face is almost surely clear too even if the verifier's detector happened to miss it."""
         out: dict[int, list] = {}
         for r in self.residuals:
-            out.setdefault(r.frame, []).append(r.box)
-        return {k: np.array(v, np.float32) for k, v in out.items()}
+            for f in range(max(0, r.frame - spread), r.frame + spread + 1):
+                out.setdefault(f, []).append(r.box)
+        return out
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "detector": self.detector, "residual_faces": len(self.residuals),

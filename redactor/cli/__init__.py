@@ -14,7 +14,6 @@ import click
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GOOGLE_STDERRTHRESHOLD", "2")
 
 from redactor.errors import RedactorError  # noqa: E402
 

@@ -8,6 +8,7 @@ flatbuffers schema modules that mediapipe ships, and hand the task the bytes.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,26 +23,29 @@ from redactor.types import Detections
 
 VARIANTS = {"full": "blazeface-full-range", "short": "blazeface-short-range"}
 
-# mediapipe's native absl logging reads this once: keep its WARNING chatter (e.g. about tensor
-# alignment, which can surface on any inference) off our users' terminals; errors still show.
-os.environ.setdefault("GOOGLE_STDERRTHRESHOLD", "2")
+
+
+_STDERR_LOCK = threading.Lock()
 
 
 @contextmanager
 def native_stderr_silenced() -> Iterator[None]:
-    """Hide the native INFO/WARNING chatter LiteRT prints on start-up, first inference and shutdown.
+    """Hide what LiteRT's native code prints straight to file descriptor 2 during one call.
 
-    It writes straight to file descriptor 2 and has no Python-side switch; we
-    only silence those few calls, never the steady-state loop.
+    It logs on start-up, shutdown and, at random, on inference (a warning about
+    tensor alignment), with no Python-side switch. Every call into mediapipe is
+    wrapped; the window is a few milliseconds, and errors still surface as the
+    exceptions mediapipe raises.
     """
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with _STDERR_LOCK:
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def with_metadata(model: bytes) -> bytes:
@@ -115,13 +119,13 @@ class BlazeFaceDetector(Detector):
             )
             with native_stderr_silenced():
                 self._task = vision.FaceDetector.create_from_options(options)
-                self.detect(np.zeros((64, 64, 3), np.uint8))
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"mediapipe could not load {self.name}: {exc}") from None
 
     def detect(self, image: np.ndarray) -> Detections:
         rgb = np.ascontiguousarray(image)
-        result = self._task.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        with native_stderr_silenced():
+            result = self._task.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
         if not result.detections:
             return Detections.empty(self.name)
         boxes = [(d.bounding_box.origin_x, d.bounding_box.origin_y,

@@ -12,9 +12,9 @@ For each clip size this runs, one after another on the same machine:
 Every tool runs as its own process and is timed from start to exit, so model
 loading and start-up count; a second run on a one-frame cut of the clip shows
 how much of the time that fixed cost is. Each tool first runs once, untimed, on
-the one-frame cut, so Numba's compile cache and the OS file cache are warm. CPU seconds (user + system of the
-process and its children) are reported too: on a shared machine they move far
-less than wall time. Each output is scored against the synthetic ground truth
+the one-frame cut, so Numba's compile cache and the OS file cache are warm.
+CPU seconds (user + system of the process and its children) are reported too:
+on a shared machine they move far less than wall time. Each output is scored against the synthetic ground truth
 with benchmarks.score, and redactor's own per-stage seconds are read from its
 `--report` JSON.
 
@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import click
 
 from benchmarks import peers

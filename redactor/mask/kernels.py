@@ -109,29 +109,53 @@ def _axis_weights(n: int, step: int, cells: int, smooth: bool) -> tuple[np.ndarr
 def _blend(out: np.ndarray, grid: np.ndarray, step: int, smooth: bool, box: np.ndarray, clip: np.ndarray,
            shape: int, feather: float) -> None:
     """Write the effect (grid upsampled) into the clipped part of `box` through a mask that is 1 in the
-    core and fades at the rim; the mask is fitted to the whole box, even where it runs past the frame."""
+    core and fades at the rim; the mask is fitted to the whole box, even where it runs past the frame.
+
+    Per row, the spans where the mask is 1 or 0 are solved exactly, so only the
+    feathered rim pays for a distance and a blend.
+    """
     c = out.shape[2]
     x0, y0, x1, y1 = clip[0], clip[1], clip[2], clip[3]
     gy0, gy1, wy = _axis_weights(y1 - y0, step, grid.shape[0], smooth)
     gx0, gx1, wx = _axis_weights(x1 - x0, step, grid.shape[1], smooth)
     cx, cy = (box[0] + box[2] - 1) / 2.0, (box[1] + box[3] - 1) / 2.0
     ax, ay = max((box[2] - box[0]) / 2.0, 1.0), max((box[3] - box[1]) / 2.0, 1.0)
-    inner = 1.0 - feather
+    inner = 1.0 - feather if feather > 0.0 else 1.0
+    pixel = np.empty(c, np.float32)
     for y in range(y1 - y0):
         r0, r1, fy = grid[gy0[y]], grid[gy1[y]], wy[y]
         dy = (y0 + y - cy) / ay
-        for x in range(x1 - x0):
+        if abs(dy) >= 1.0:
+            continue
+        if shape == 0:
+            outer_half = np.sqrt(1.0 - dy * dy) * ax
+            inner_half = np.sqrt(inner * inner - dy * dy) * ax if abs(dy) < inner else -1.0
+        else:
+            outer_half = ax
+            inner_half = inner * ax if abs(dy) <= inner else -1.0
+        lo = max(int(np.floor(cx - outer_half)) - x0, 0)
+        hi = min(int(np.ceil(cx + outer_half)) - x0 + 1, x1 - x0)
+        for x in range(lo, hi):
             dx = (x0 + x - cx) / ax
-            d = np.sqrt(dx * dx + dy * dy) if shape == 0 else max(abs(dx), abs(dy))
-            if d >= 1.0:
-                continue
-            alpha = 1.0 if d <= inner or feather <= 0.0 else (1.0 - d) / feather
+            if abs(x0 + x - cx) < inner_half:
+                alpha = 1.0
+            else:
+                d = np.sqrt(dx * dx + dy * dy) if shape == 0 else max(abs(dx), abs(dy))
+                if d >= 1.0:
+                    continue
+                alpha = 1.0 if d <= inner else (1.0 - d) / feather
             a, b, fx = gx0[x], gx1[x], wx[x]
             for ch in range(c):
                 top = r0[a, ch] + (r0[b, ch] - r0[a, ch]) * fx
                 bottom = r1[a, ch] + (r1[b, ch] - r1[a, ch]) * fx
-                v = out[y0 + y, x0 + x, ch] * (1.0 - alpha) + (top + (bottom - top) * fy) * alpha
-                out[y0 + y, x0 + x, ch] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+                pixel[ch] = top + (bottom - top) * fy
+            if alpha >= 1.0:
+                for ch in range(c):
+                    out[y0 + y, x0 + x, ch] = np.uint8(min(max(pixel[ch] + 0.5, 0.0), 255.0))
+            else:
+                for ch in range(c):
+                    v = out[y0 + y, x0 + x, ch] * (1.0 - alpha) + pixel[ch] * alpha
+                    out[y0 + y, x0 + x, ch] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
 
 
 @njit(cache=True, nogil=True)

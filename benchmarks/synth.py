@@ -601,12 +601,30 @@ def crowd_720p(seed: int = 0) -> ClipSpec:
     return ClipSpec(1280, 720, 25, 100, tuple(faces), seed=seed)
 
 
+def walkers_720p(seed: int = 11) -> ClipSpec:
+    """1280x720, 25 fps, 150 frames: six faces 24-140 px crossing the frame at 4-9 px per frame.
+
+    crowd_720p's faces drift slowly; these move like people walking past a
+    camera, which is what sparse detection and tracking have to keep up with.
+    """
+    faces = (
+        FaceSpec("obama", 30, 34, ((40, 120), (1240, 160)), 0, 150, (-5, 5)),
+        FaceSpec("biden", 26, 28, ((1240, 260), (140, 240)), 10, 150, (3, -3)),
+        FaceSpec("astronaut", 40, 44, ((100, 400), (1200, 380)), 0, 150),
+        FaceSpec("obama2", 60, 70, ((1200, 560), (60, 520)), 20, 150),
+        FaceSpec("obama3", 120, 140, ((200, 600), (1100, 560)), 30, 150),
+        FaceSpec("biden", 24, 26, ((640, 40), (660, 700)), 0, 150),
+    )
+    return ClipSpec(1280, 720, 25, 150, faces, seed=seed)
+
+
 def night_ir(spec: ClipSpec) -> ClipSpec:
     """The same scene as a grey, noisy, low-contrast night-time IR camera would record it."""
     return dataclasses.replace(spec, night_ir=True)
 
 
-PRESETS: dict[str, Callable[[int], ClipSpec]] = {"tiny": tiny_test_clip, "crowd_720p": crowd_720p}
+PRESETS: dict[str, Callable[[int], ClipSpec]] = {"tiny": tiny_test_clip, "crowd_720p": crowd_720p,
+                                                  "walkers_720p": walkers_720p}
 
 
 @click.command()

@@ -32,12 +32,12 @@ from typing import Iterator
 from redactor.batch.walk import BATCH_PREFIX
 from redactor.errors import OutputError
 from redactor.pipeline import RedactSettings
+from redactor.models import sha256_file as file_sha256
 
 MANIFEST_NAME = f"{BATCH_PREFIX}.sqlite"
 LOCK_NAME = f"{BATCH_PREFIX}.lock"
 STAGING_NAME = f"{BATCH_PREFIX}.tmp"
 _SCHEMA_VERSION = "1"
-_HASH_BLOCK = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,14 +125,6 @@ class Outcome:
 def settings_hash(settings: RedactSettings) -> str:
     """Identifies everything that changes the output; a finished file is redone when it differs."""
     return hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def has_manifest(dst: Path) -> bool:

@@ -33,18 +33,11 @@ from redactor.sar.archive import Recording
 from redactor.sar.export import ExportedClip
 from redactor.sar.request import SubjectRequest
 from redactor.sar.search import ScanResult, ScanSettings
+from redactor.models import sha256_file as sha256
 
 FORMAT = "redactor-sar-1"
 ART15_TEMPLATE = "art15.html"
 TEMPLATES = Path(__file__).with_name("template")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_target(target: Path, overwrite: bool) -> None:

@@ -145,10 +145,14 @@ def _blend(out: np.ndarray, grid: np.ndarray, step: int, smooth: bool, box: np.n
                     continue
                 alpha = 1.0 if d <= inner else (1.0 - d) / feather
             a, b, fx = gx0[x], gx1[x], wx[x]
-            for ch in range(c):
-                top = r0[a, ch] + (r0[b, ch] - r0[a, ch]) * fx
-                bottom = r1[a, ch] + (r1[b, ch] - r1[a, ch]) * fx
-                pixel[ch] = top + (bottom - top) * fy
+            if smooth:
+                for ch in range(c):
+                    top = r0[a, ch] + (r0[b, ch] - r0[a, ch]) * fx
+                    bottom = r1[a, ch] + (r1[b, ch] - r1[a, ch]) * fx
+                    pixel[ch] = top + (bottom - top) * fy
+            else:
+                for ch in range(c):
+                    pixel[ch] = r0[a, ch]
             if alpha >= 1.0:
                 for ch in range(c):
                     out[y0 + y, x0 + x, ch] = np.uint8(min(max(pixel[ch] + 0.5, 0.0), 255.0))

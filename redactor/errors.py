@@ -1,7 +1,8 @@
 """Typed errors. Stages raise these; only the CLI turns them into messages and exit codes.
 
 Exit codes are part of the command-line contract that scripts rely on:
-1 generic failure, 2 usage (click's own), 3 input, 4 output, 5 model, 6 processing, 7 verification.
+1 generic failure, 2 usage (click's own), 3 input, 4 output, 5 model, 6 processing,
+7 watchlist entry or photo refused, 8 key, 9 integrity (watchlist or audit log), 10 verification.
 """
 
 from __future__ import annotations
@@ -46,4 +47,4 @@ class DetectorFailure(RedactorError):
 class VerificationFailed(RedactorError):
     """An independent check still finds faces clear in a redacted output."""
 
-    exit_code = 7
+    exit_code = 10

@@ -79,7 +79,7 @@ def test_cli_exit_codes(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth]) -> 
     clip, _ = tiny_clip
     runner = CliRunner()
     flagged = runner.invoke(main, ["verify", str(clip), str(clip), "-q", "--json", str(tmp_path / "v.json")])
-    assert flagged.exit_code == 7, flagged.output
+    assert flagged.exit_code == 10, flagged.output
     assert json.loads((tmp_path / "v.json").read_text())["residual_faces"] > 0
     out = tmp_path / "red.mp4"
     assert runner.invoke(main, ["redact", str(clip), "-o", str(out), "-q", "--verify"]).exit_code == 0

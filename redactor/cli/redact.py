@@ -89,7 +89,8 @@ def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detect
 
     \b
     Exit codes: 0 done, 2 bad usage, 3 bad input, 4 output problem,
-                5 model problem, 6 processing failed, 7 verification failed, 130 interrupted (Ctrl-C),
+                5 model problem, 6 processing failed, 7 watchlist entry refused, 8 key problem,
+                9 integrity check failed, 10 verification failed, 130 interrupted (Ctrl-C),
                 143 terminated (SIGTERM).
     """
     encode = EncodeSettings(codec=codec, crf=crf, preset=preset, keep_audio=not drop_audio)

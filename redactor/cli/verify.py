@@ -31,7 +31,7 @@ def verify(original: Path, redacted: Path, json_path: Path | None, threshold: fl
     A second detector, independent of the one that drove the redaction
     (BlazeFace on 256 px tiles), runs on every redacted frame; each face it finds
     is compared with the original at the same place, and reported if its fine
-    detail survived. Exit code 0: nothing found; 7: clear faces found.
+    detail survived. Exit code 0: nothing found; 10: clear faces found.
     """
     with verifier(threshold, models_dir) as detector:
         with tqdm(desc=redacted.name, unit="frame", disable=True if quiet else None, leave=False) as bar:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -148,3 +149,12 @@ def detail_left(original: np.ndarray, redacted: np.ndarray, mask: np.ndarray | N
         ho, hr = ho[mask], hr[mask]
     energy = float((ho * ho).sum())
     return float((ho * hr).sum()) / energy if energy else 0.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    """Poll a condition a real process will make true (a file appears, a pid exits), failing after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)

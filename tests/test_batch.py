@@ -14,8 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +32,7 @@ from redactor.batch.walk import walk
 from redactor.cli import main
 from redactor.errors import InputError, OutputError
 from redactor.pipeline import RedactSettings
-from tests.helpers import DoesNotRaise, clear_faces, read_video
+from tests.helpers import DoesNotRaise, clear_faces, read_video, wait_for
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
 CHUNK_SECONDS = 2.0
@@ -165,14 +164,6 @@ def test_local_batch_redacts_mirrors_and_fails_bad_files_alone(archive: tuple[Pa
 
 
 # ---------------------------------------------------------------- crash and resume
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
 
 
 def done_so_far(dst: Path) -> list[tuple]:

@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from click.testing import CliRunner, Result
 from benchmarks.synth import GroundTruth, render_frames, tiny_test_clip
 from redactor.cli import main
 from redactor.media.sink import VideoSink
-from tests.helpers import encode_video, read_video, sha256
+from tests.helpers import encode_video, read_video, sha256, wait_for
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
 """The installed console script, as a user runs it."""
@@ -229,14 +228,6 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     encode_video(path, frames * 8, audio=True)
     return path
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
 
 
 @pytest.mark.integration

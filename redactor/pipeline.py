@@ -53,6 +53,11 @@ class RedactSettings:
         if self.lookahead_seconds < 0 or self.hold_seconds < 0:
             raise ValueError("look-ahead and hold must be >= 0 seconds")
 
+    @property
+    def low_threshold(self) -> float:
+        """Scores in [low_threshold, threshold) only extend an existing track (ByteTrack's second pass)."""
+        return self.threshold / 2
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -148,7 +153,8 @@ class Pipeline:
                  recogniser: Recogniser | None = None) -> None:
         self.settings = settings
         self.recogniser = recogniser
-        self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.threshold,
+        # Detectors report down to the tracker's low band: a faint find may only extend a track, never start one.
+        self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
                                        centerface_scale=settings.centerface_scale)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
@@ -174,7 +180,7 @@ class Pipeline:
     def slots(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[Slot]:
         """Detect, track and look ahead; yields frames in order with every box to mask."""
         s = self.settings
-        tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.threshold / 2)
+        tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
         lookahead = LookAhead(int(round(s.lookahead_seconds * fps)), fps)
         seen: set[int] = set()
         clock = time.perf_counter

@@ -8,6 +8,7 @@ fails outright, the run raises and the caller discards the output.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -146,6 +147,58 @@ def _get(q: queue.Queue, stop: threading.Event) -> object:
                 return _END
 
 
+class StreamState:
+    """Detect -> track -> recognise -> look-ahead for one stream, one frame at a time."""
+
+    def __init__(self, pipeline: Pipeline, fps: float, stats: RunStats, lookahead_frames: int) -> None:
+        s = pipeline.settings
+        self.pipeline, self.fps, self.stats = pipeline, fps, stats
+        self.tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
+        self.lookahead = LookAhead(lookahead_frames, fps)
+        self._seen: set[int] = set()
+        self._pushed = 0
+
+    def push(self, frame: Frame, lock: threading.Lock | None = None) -> list[Slot]:
+        """Fold in one frame; returns the slots that left the look-ahead buffer.
+
+        The sweep schedule counts the frames pushed here, so a live stream that drops
+        frames still sweeps every k-th frame it processes. `lock` (live) is held only
+        while the tracker and look-ahead change, not during detection.
+        """
+        p, stats, clock = self.pipeline, self.stats, time.perf_counter
+        step, self._pushed = self._pushed, self._pushed + 1
+        t0 = clock()
+        found, failure = p.detect(frame, step)
+        t1 = clock()
+        with lock or contextlib.nullcontext():
+            when = frame.seconds if frame.seconds is not None else frame.index / self.fps
+            complete = not failure and p.schedule.is_sweep(step)
+            tracked = self.tracker.update(found, when, detected=complete)
+            self._seen.update(int(t) for t in tracked.tracker_id)
+            stats.tracks = len(self._seen)
+            t2 = clock()
+            stats.seconds["detect"] += t1 - t0
+            stats.seconds["track"] += t2 - t1
+            if p.recogniser is not None and not failure:
+                p.recogniser.observe(frame, tracked)
+                stats.seconds["recognise"] += clock() - t2
+            if failure:
+                stats.detector_failures += 1
+            return self.lookahead.push(frame, tracked, failure)
+
+    @property
+    def next_is_sweep(self) -> bool:
+        """Whether the next frame pushed gets the expensive sweep (a live filter budgets time for it)."""
+        return self.pipeline.schedule.is_sweep(self._pushed)
+
+    def due(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
+        """Release the oldest held frames for which `is_due` says time is up (a live latency budget)."""
+        return self.lookahead.release(is_due)
+
+    def flush(self) -> list[Slot]:
+        return self.lookahead.flush()
+
+
 class Pipeline:
     """One redaction run's stages, built from settings; reusable for several files in a row."""
 
@@ -170,39 +223,31 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def detect(self, frame: Frame) -> tuple[Detections, str]:
-        """Detections for one frame, or an empty set and the reason the frame must be masked whole."""
+    def warm_up(self, image: np.ndarray) -> None:
+        """Run every detector once: first calls allocate and are several times slower, which a live
+        stream would otherwise pay for in latency on its first frames."""
+        self.schedule.detect(0, image)
+
+    def detect(self, frame: Frame, step: int | None = None) -> tuple[Detections, str]:
+        """Detections for one frame (`step`: its place in the sweep schedule, default its index),
+        or an empty set and the reason the frame must be masked whole."""
         try:
-            return self.schedule.detect(frame.index, frame.image), ""
+            return self.schedule.detect(frame.index if step is None else step, frame.image), ""
         except Exception as exc:  # fail closed: any detector fault masks the whole frame
             return Detections.empty(), f"detector failed ({type(exc).__name__})"
 
+    def stream(self, fps: float, stats: RunStats, lookahead_frames: int | None = None) -> StreamState:
+        """Per-stream state (tracker, look-ahead) for feeding frames one at a time, as the live filter does."""
+        if lookahead_frames is None:
+            lookahead_frames = int(round(self.settings.lookahead_seconds * fps))
+        return StreamState(self, fps, stats, lookahead_frames)
+
     def slots(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[Slot]:
         """Detect, track and look ahead; yields frames in order with every box to mask."""
-        s = self.settings
-        tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
-        lookahead = LookAhead(int(round(s.lookahead_seconds * fps)), fps)
-        seen: set[int] = set()
-        clock = time.perf_counter
+        state = self.stream(fps, stats)
         for frame in frames:
-            t0 = clock()
-            found, failure = self.detect(frame)
-            t1 = clock()
-            when = frame.seconds if frame.seconds is not None else frame.index / fps
-            complete = not failure and self.schedule.is_sweep(frame.index)
-            tracked = tracker.update(found, when, detected=complete)
-            seen.update(int(t) for t in tracked.tracker_id)
-            t2 = clock()
-            stats.seconds["detect"] += t1 - t0
-            stats.seconds["track"] += t2 - t1
-            if self.recogniser is not None and not failure:
-                self.recogniser.observe(frame, tracked)
-                stats.seconds["recognise"] += clock() - t2
-            if failure:
-                stats.detector_failures += 1
-            yield from lookahead.push(frame, tracked, failure)
-        yield from lookahead.flush()
-        stats.tracks = len(seen)
+            yield from state.push(frame)
+        yield from state.flush()
 
     def regions(self, slot: Slot, extra: Mapping[int, np.ndarray] | None = None) -> Regions:
         """Every box of every track, unless the recogniser confirmed that track as a revealed match,

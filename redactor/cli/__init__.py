@@ -84,6 +84,7 @@ def _register() -> None:
     from redactor.cli import audit, keygen, models, redact, verify, watchlist
     from redactor.cli.sar import sar
     from redactor.cli.batch import batch
+    from redactor.cli.stream import serve, stream
 
     main.add_command(redact.redact)
     main.add_command(models.models)
@@ -93,6 +94,8 @@ def _register() -> None:
     main.add_command(keygen.keygen)
     main.add_command(sar)
     main.add_command(batch)
+    main.add_command(stream)
+    main.add_command(serve)
 
 
 _register()

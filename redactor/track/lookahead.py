@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -71,6 +72,13 @@ class LookAhead:
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.frames:
+            ready.append(self._slots.popleft())
+        return ready
+
+    def release(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
+        """Let the oldest frames go early while `is_due` holds for them (a live stream's latency budget)."""
+        ready = []
+        while self._slots and is_due(self._slots[0].frame):
             ready.append(self._slots.popleft())
         return ready
 

@@ -1,0 +1,191 @@
+"""`redactor stream` (one camera) and `redactor serve cameras.toml` (several): the inline filter."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from redactor.cli import reports_errors
+from redactor.cli.models import models_dir_option
+from redactor.detect import DETECTOR_CHOICES
+from redactor.errors import InputError
+from redactor.mask.kernels import MODES, SHAPES
+from redactor.stream.config import CameraConfig, load_serve_config, parse_duration
+from redactor.stream.metrics import StreamMetrics
+from redactor.stream.service import Service, build_filter, build_pipeline
+
+_D = CameraConfig(name="d", input="-", output="-")
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, message and the event fields a log pipeline can index."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+               "level": record.levelname.lower(), "message": record.getMessage()}
+        out.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        return json.dumps(out, default=str)
+
+
+def _setup_logging(fmt: str, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("redactor")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+@contextmanager
+def _signals_stop(service: Service) -> Iterator[None]:
+    """SIGTERM and Ctrl-C end the service cleanly (outputs closed, the open segment finished), exit code 0."""
+    previous = {sig: signal.signal(sig, lambda *_: service.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(cameras: list[CameraConfig], metrics_at: str | None, models_dir: str | None) -> None:
+    metrics = StreamMetrics()
+    with ExitStack() as stack:
+        filters = [build_filter(cam, metrics, build_pipeline(cam, stack, models_dir)) for cam in cameras]
+        service = Service(filters, metrics, metrics_at)
+        logging.getLogger("redactor.stream").info(
+            "filter running", extra={"event": "started", "cameras": [c.name for c in cameras], "metrics": metrics_at})
+        with _signals_stop(service):
+            service.run()
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _log_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
+                        help="Structured JSON lines (for log shippers) or plain text.")(func)
+    return click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")(func)
+
+
+@click.command()
+@click.option("--input", "input_url", required=True,
+              help="Live input FFmpeg can open: rtsp://, http://, srt://, udp://, or a device such as /dev/video0 "
+                   "(with --input-format v4l2). Credentials in the URL are never logged.")
+@click.option("--output", "output_url", default=None,
+              help="Publish the redacted stream: rtsp:// (ANNOUNCE/RECORD to a relay or VMS ingest), srt:// or udp:// "
+                   "(MPEG-TS).")
+@click.option("--record", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also (or instead) write rolling redacted segments into this folder.")
+@click.option("--segment", default="60s", show_default=True, callback=_duration,
+              help="Segment length for --record (e.g. 60s, 5m, 1h).")
+@click.option("--latency-ms", type=click.IntRange(100, 60000), default=_D.latency_ms, show_default=True,
+              help="Most time from input frame to output frame; it also bounds the backward fill. Frames that "
+                   "cannot make it are dropped, never sent late or unredacted. 1080p needs about 1500.")
+@click.option("--transport", type=click.Choice(["tcp", "udp"]), default=_D.transport, show_default=True,
+              help="RTSP transport for input and output.")
+@click.option("--input-format", default=None, help="FFmpeg input format when it cannot be guessed (e.g. v4l2).")
+@click.option("--secrets", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TOML file with user = \"...\" and password = \"...\" for the input (must be chmod 600).")
+@click.option("--camera", default="camera", show_default=True,
+              help="Camera id: metric label, segment file prefix, watchlist camera scope.")
+@click.option("--metrics", "metrics_at", default="127.0.0.1:9400", show_default=True,
+              help="host:port for /metrics (Prometheus) and /healthz; 'off' to disable.")
+@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default=_D.detector, show_default=True,
+              help="Small-face sweep detector (BlazeFace also runs on every frame).")
+@click.option("--every", type=click.IntRange(1, 30), default=_D.every, show_default=True,
+              help="Run the small-face sweep on every N-th processed frame.")
+@click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_D.threshold, show_default=True,
+              help="Detection confidence needed to start a track (half of it extends one).")
+@click.option("--mode", type=click.Choice(list(MODES)), default=_D.mode, show_default=True)
+@click.option("--shape", type=click.Choice(list(SHAPES)), default=_D.shape, show_default=True)
+@click.option("--preset", default=_D.preset, show_default=True, help="x264 preset of the output.")
+@click.option("--crf", type=click.IntRange(0, 51), default=_D.crf, show_default=True, help="x264 quality of the output.")
+@click.option("--watchlist", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Encrypted watchlist: only faces confirmed as one of its lawful entries may stay clear.")
+@click.option("--reveal", type=click.Choice(["matches"]), default=None,
+              help="With --watchlist: leave confirmed matches clear.")
+@click.option("--alert-only", is_flag=True, help="With --watchlist: keep matches blurred too, only log an alert.")
+@click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False), envvar="REDACTOR_KEY_FILE", default=None,
+              help="Watchlist key file (or $REDACTOR_KEY_FILE).")
+@click.option("--audit-log", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Hash-chained audit log (default: WATCHLIST.audit.jsonl).")
+@_log_options
+@models_dir_option
+@reports_errors
+def stream(input_url: str, output_url: str | None, record: Path | None, segment: float, latency_ms: int,
+           transport: str, input_format: str | None, secrets: Path | None, camera: str, metrics_at: str,
+           detector: str, every: int, threshold: float, mode: str, shape: str, preset: str, crf: int,
+           watchlist: Path | None, reveal: str | None, alert_only: bool, key_file: Path | None,
+           audit_log: Path | None, log_format: str, quiet: bool, models_dir: str | None) -> None:
+    """Inline filter for one camera: live input in, every face blurred, redacted stream and/or segments out.
+
+    Runs until SIGTERM or Ctrl-C, then closes its outputs cleanly and exits 0.
+    Input loss: reconnects with backoff while black frames keep the output alive.
+    Output loss: reconnects; nothing is buffered meanwhile. If detection fails or
+    stalls past the latency budget, frames go out fully blurred, never clear.
+
+    \b
+    Example:
+      redactor stream --input rtsp://cam1.local/stream1 --output rtsp://vms.local:8554/cam1 \\
+                      --secrets cam1.toml --camera cam1 --latency-ms 500
+    """
+    _setup_logging(log_format, quiet)
+    try:
+        cam = CameraConfig(name=camera, input=input_url, output=output_url, record=record, segment=segment,
+                           transport=transport, input_format=input_format, secrets=secrets, latency_ms=latency_ms,
+                           detector=detector, every=every, threshold=threshold, mode=mode, shape=shape,
+                           preset=preset, crf=crf, watchlist=watchlist, reveal=bool(reveal), alert_only=alert_only,
+                           key_file=key_file, audit_log=audit_log)
+    except ValueError as exc:
+        raise click.UsageError(str(exc).replace(f"camera {camera}: ", "")) from None
+    _run([cam], None if metrics_at == "off" else metrics_at, models_dir)
+
+
+@click.command()
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--check", is_flag=True, help="Validate CONFIG and exit without starting anything.")
+@_log_options
+@models_dir_option
+@reports_errors
+def serve(config: Path, check: bool, log_format: str, quiet: bool, models_dir: str | None) -> None:
+    """Run the inline filter for every camera in CONFIG (TOML), with one /metrics and /healthz for all.
+
+    \b
+      metrics = "127.0.0.1:9400"
+      [defaults]                  # any camera setting
+      latency_ms = 500
+      [cameras.gate]
+      input = "rtsp://10.0.0.5/stream1"
+      secrets = "gate-secrets.toml"
+      output = "rtsp://vms.local:8554/gate"
+      record = "/var/lib/redactor/gate"
+      segment = "60s"
+
+    Camera settings: input, output, record, segment, segment_format (.mkv/.mp4/.ts),
+    transport, input_format, secrets, latency_ms, detector, every, threshold, mode,
+    shape, mask_scale, hold_seconds, preset, crf, watchlist, reveal, alert_only,
+    key_file, audit_log. Relative paths are relative to CONFIG's folder.
+    """
+    _setup_logging(log_format, quiet)
+    parsed = load_serve_config(config)
+    names = [c.name for c in parsed.cameras]
+    if check:
+        click.echo(f"{config}: {len(names)} camera(s) OK: {', '.join(names)}", err=True)
+        return
+    for cam in parsed.cameras:
+        if cam.secrets is not None and not cam.secrets.is_file():
+            raise InputError(f"{config}: camera {cam.name}: secrets file {cam.secrets} not found")
+    _run(parsed.cameras, parsed.metrics, models_dir)

@@ -1,0 +1,134 @@
+"""Per-camera settings for `redactor stream` and `redactor serve cameras.toml`, validated before anything starts.
+
+    metrics = "127.0.0.1:9400"        # one /metrics + /healthz for all cameras
+
+    [defaults]                         # any camera key; each camera may override it
+    latency_ms = 500
+
+    [cameras.gate]
+    input = "rtsp://10.0.0.5/stream1"
+    secrets = "/etc/redactor/gate.toml" # user = "...", password = "..." (chmod 600)
+    output = "rtsp://vms.local:8554/gate"
+    record = "/var/lib/redactor/gate"   # rolling segments (optional)
+    segment = "60s"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from redactor.errors import InputError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds from 90, "90", "90s", "1.5m", "1h" or "500ms"."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 5m, 1h)")
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera's filter. Defaults are the file pipeline's; `latency_ms` also bounds the backward fill."""
+
+    name: str
+    input: str
+    output: str | None = None
+    record: Path | None = None
+    segment: float = 60.0
+    segment_format: str = ".mkv"
+    transport: str = "tcp"
+    input_format: str | None = None
+    secrets: Path | None = None
+    latency_ms: int = 500
+    detector: str = "centerface"
+    every: int = 5
+    threshold: float = 0.5
+    mode: str = "blur"
+    shape: str = "ellipse"
+    mask_scale: float = 1.5
+    hold_seconds: float = 1.0
+    preset: str = "veryfast"
+    crf: int = 23
+    watchlist: Path | None = None
+    reveal: bool = False
+    alert_only: bool = False
+    key_file: Path | None = None
+    audit_log: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"camera name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+        if self.output is None and self.record is None:
+            raise ValueError(f"camera {self.name}: give an output URL, a record folder, or both")
+        if self.transport not in ("tcp", "udp"):
+            raise ValueError(f"camera {self.name}: transport must be tcp or udp")
+        if self.segment <= 0:
+            raise ValueError(f"camera {self.name}: segment must be > 0 seconds")
+        if self.watchlist is not None and self.reveal == self.alert_only:
+            raise ValueError(f"camera {self.name}: with a watchlist, set exactly one of reveal = true "
+                             "or alert_only = true")
+        if self.watchlist is None and (self.reveal or self.alert_only):
+            raise ValueError(f"camera {self.name}: reveal and alert_only need a watchlist")
+
+
+_PATH_KEYS = {"record", "secrets", "watchlist", "key_file", "audit_log"}
+_KEYS = {f.name for f in fields(CameraConfig)} - {"name"}
+
+
+def camera_from_mapping(name: str, values: dict, base: Path) -> CameraConfig:
+    """A CameraConfig from TOML values; relative paths are taken from the config file's folder."""
+    unknown = set(values) - _KEYS
+    if unknown:
+        raise ValueError(f"camera {name}: unknown setting(s) {', '.join(sorted(unknown))}")
+    kwargs = dict(values)
+    for key in _PATH_KEYS & set(kwargs):
+        kwargs[key] = base / Path(str(kwargs[key])).expanduser()
+    if "segment" in kwargs:
+        kwargs["segment"] = parse_duration(kwargs["segment"])
+    if "reveal" in kwargs and not isinstance(kwargs["reveal"], bool):
+        kwargs["reveal"] = kwargs["reveal"] == "matches"
+    return CameraConfig(name=name, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    cameras: list[CameraConfig]
+    metrics: str | None = "127.0.0.1:9400"
+
+
+def load_serve_config(path: Path) -> ServeConfig:
+    """Parse and validate the whole file; any problem is one InputError naming the file and the camera."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({type(exc).__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(data) - {"metrics", "defaults", "cameras"}
+    if unknown:
+        raise InputError(f"{path}: unknown top-level setting(s) {', '.join(sorted(unknown))}")
+    defaults, cameras = data.get("defaults", {}), data.get("cameras", {})
+    if not isinstance(cameras, dict) or not cameras or not all(isinstance(v, dict) for v in cameras.values()):
+        raise InputError(f"{path}: no cameras; add a [cameras.NAME] table with input = \"...\"")
+    base = path.parent
+    try:
+        parsed = [camera_from_mapping(name, {**defaults, **values}, base) for name, values in cameras.items()]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: {exc}") from None
+    metrics = data.get("metrics", "127.0.0.1:9400")
+    if metrics is not None and not isinstance(metrics, str):
+        raise InputError(f"{path}: metrics must be \"host:port\" or omitted")
+    return ServeConfig(parsed, metrics or None)

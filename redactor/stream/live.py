@@ -1,0 +1,363 @@
+"""The live filter: input -> detect/track -> look-ahead -> mask -> encode -> outputs, inside a latency budget.
+
+Three threads share one lock-protected state:
+
+- reader: decodes the input (reconnecting on loss) and stamps each frame with
+  its arrival time; the frame's pts is that time on the filter's own clock, so
+  output timestamps stay monotonic across input reconnects;
+- worker: detection, tracking and look-ahead, oldest frame first; a frame that
+  can no longer make its deadline is dropped (and counted), not processed late;
+- writer: every few milliseconds sends each frame whose time is up, masked.
+
+The latency budget L bounds everything: a frame leaves the look-ahead when it is
+L minus the output margin old, so backward fill gets all the time the budget
+leaves. Fail closed: if the worker is stuck in one frame for longer than the
+stall budget (or has died), every frame goes out fully blurred until it recovers,
+so the outputs stay alive and never show a clear face. While the input is down,
+black frames keep the outputs alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from redactor.pipeline import Pipeline, RunStats, StreamState
+from redactor.stream.metrics import LatencyWindow, StreamMetrics
+from redactor.stream.outputs import TIME_BASE, LiveEncoder, LiveEncodeSettings, PacketOutput
+from redactor.stream.source import LiveSource
+from redactor.track.lookahead import Slot
+from redactor.types import Frame
+
+log = logging.getLogger("redactor.stream")
+
+OUTPUT_MARGIN = 0.1  # seconds of the budget kept for masking, encoding and sending one frame
+POLL = 0.005
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    camera: str = "camera"
+    latency_ms: int = 500
+    fps: float = 25.0  # used until the input reports its own rate
+    encode: LiveEncodeSettings = field(default_factory=LiveEncodeSettings)
+    filler_after: float = 1.0  # seconds without input before black frames keep the outputs alive
+    stats_every: float = 10.0  # seconds between summary log lines
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.latency_ms <= 60_000:
+            raise ValueError("--latency-ms must be between 100 and 60000")
+
+    @property
+    def hold(self) -> float:
+        """How old a frame may get in the look-ahead before it must be sent."""
+        return self.latency_ms / 1000 - OUTPUT_MARGIN
+
+    @property
+    def stall(self) -> float:
+        """How long one frame's detection may take before frames go out fully blurred."""
+        return self.latency_ms / 1000 - OUTPUT_MARGIN
+
+
+class LiveFilter:
+    """Runs one camera until `stop()`; `run()` blocks and returns the run's statistics."""
+
+    def __init__(self, source: LiveSource, pipeline: Pipeline, outputs: list[PacketOutput],
+                 settings: LiveSettings, metrics: StreamMetrics | None = None) -> None:
+        if not outputs:
+            raise ValueError("a live filter needs at least one output")
+        self.source, self.pipeline, self.outputs, self.settings = source, pipeline, outputs, settings
+        self.metrics = metrics or StreamMetrics()
+        self.latencies = LatencyWindow()
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._inbox: deque[Frame] = deque()
+        self._bypass: deque[Slot] = deque()
+        self._ready: deque[Slot] = deque()
+        self._t0 = time.monotonic()
+        self._state: StreamState | None = None
+        self.took: dict[bool, float] = {}
+        self._busy_since: float | None = None
+        self._worker_dead = False
+        self._stalled = False
+        self._input_up = False
+        self._last_input = time.monotonic()
+        self._last_output = 0.0
+        self._last_index = -1
+        self._next_index = 0
+        self._encoder = LiveEncoder(settings.encode, settings.fps)
+        self._fps = settings.fps
+        self.error: BaseException | None = None
+        m, cam = self.metrics, settings.camera
+        self._m = {
+            "in": m.frames_in.labels(cam), "out": m.frames_out.labels(cam), "filler": m.filler.labels(cam),
+            "latency": m.latency.labels(cam), "faces": m.faces.labels(cam), "tracks": m.tracks.labels(cam),
+            "stalled": m.stalled.labels(cam), "input_up": m.up.labels(cam, "input"),
+        }
+        self._m["stalled"].set(0)
+        self._m["input_up"].set(0)
+        source.on_event = self.on_input_event
+        for out in outputs:
+            out.on_event = self.on_output_event(out.name)
+
+    # ---- events from the source and the outputs -------------------------------------------------
+    def on_input_event(self, name: str, detail: str) -> None:
+        cam = self.settings.camera
+        if name == "connected":
+            self._input_up = True
+            self._m["input_up"].set(1)
+            log.info("input connected", extra={"camera": cam, "event": "input_connected", "detail": detail})
+            if self.source.fps:
+                self._fps = self.source.fps
+            return
+        if self._input_up:
+            self.metrics.reconnects.labels(cam, "input").inc()
+        self._input_up = False
+        self._m["input_up"].set(0)
+        log.warning("input lost; reconnecting", extra={"camera": cam, "event": f"input_{name}", "detail": detail})
+
+    def on_output_event(self, side: str) -> Callable[[str, str], None]:
+        gauge = self.metrics.up.labels(self.settings.camera, side)
+        gauge.set(0)
+        up = [False]
+
+        def handle(name: str, detail: str) -> None:
+            cam = self.settings.camera
+            if name == "connected":
+                up[0] = True
+                gauge.set(1)
+                log.info("output connected", extra={"camera": cam, "event": f"{side}_connected", "detail": detail})
+                return
+            if up[0]:
+                self.metrics.reconnects.labels(cam, side).inc()
+            up[0] = False
+            gauge.set(0)
+            log.warning("output problem", extra={"camera": cam, "event": f"{side}_{name}", "detail": detail})
+
+        return handle
+
+    # ---- health ---------------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict]:
+        now = time.monotonic()
+        p50, p95 = self.latencies.percentiles(50, 95)
+        outputs = {o.name: bool(getattr(o, "up", True)) for o in self.outputs}
+        detail = {
+            "camera": self.settings.camera, "input_up": self._input_up, "outputs_up": outputs,
+            "detector_stalled": self._stalled, "seconds_since_output": round(now - self._last_output, 3)
+            if self._last_output else None, "latency_p50": p50, "latency_p95": p95,
+        }
+        ok = (self._input_up and all(outputs.values()) and not self._stalled
+              and self._last_output > 0 and now - self._last_output < 2.0)
+        return ok, detail
+
+    # ---- threads --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+
+    def run(self) -> RunStats:
+        self._warm_up_masks()
+        threads = [threading.Thread(target=self._guard(self._read), name=f"{self.settings.camera}-read", daemon=True),
+                   threading.Thread(target=self._guard(self._work, on_error=self._worker_died),
+                                    name=f"{self.settings.camera}-detect", daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            self._write()
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join(timeout=self.settings.latency_ms / 1000 + 6.0)
+            for out in self.outputs:
+                out.close()
+        if self.error is not None:
+            raise self.error
+        return self.stats
+
+    def _warm_up_masks(self) -> None:
+        """Load the mask kernels before the first frame, whose latency would otherwise pay for it."""
+        frame = Frame(0, np.zeros((64, 64, 3), np.uint8))
+        slot = Slot(frame)
+        slot.add(0, np.array([8, 8, 40, 40], np.float32))
+        self.pipeline.masker.apply(frame.image, self.pipeline.regions(slot))
+
+    def _guard(self, body: Callable[[], None], on_error: Callable[[BaseException], None] | None = None
+               ) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # a thread's failure must reach the operator, never pass silently
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    self.error = exc
+                    self.stop()
+        return run
+
+    def _worker_died(self, exc: BaseException) -> None:
+        with self._lock:
+            self._worker_dead = True
+        log.error("detection thread failed; every frame is sent fully blurred",
+                  extra={"camera": self.settings.camera, "event": "worker_failed", "detail": type(exc).__name__})
+
+    def _read(self) -> None:
+        for image, arrival in self.source.frames(self._stop):
+            self._last_input = arrival
+            self._m["in"].inc()
+            frame = Frame(self._next_index, image, int(round((arrival - self._t0) / TIME_BASE)), TIME_BASE,
+                          self.settings.camera)
+            self._next_index += 1
+            with self._wake:
+                if self._stalled or self._worker_dead:
+                    self._bypass.append(Slot(frame, failure=self._fail_reason()))
+                else:
+                    self._inbox.append(frame)
+                    limit = max(2, int(self.settings.latency_ms / 1000 * self._fps) + 1)
+                    while len(self._inbox) > limit:
+                        self._inbox.popleft()
+                        self._drop("behind")
+                self._wake.notify_all()
+
+    def _fail_reason(self) -> str:
+        return "detection failed" if self._worker_dead else "detection stalled"
+
+    def _drop(self, reason: str, n: int = 1) -> None:
+        self.metrics.dropped.labels(self.settings.camera, reason).inc(n)
+
+    def _work(self) -> None:
+        state = self.pipeline.stream(self._fps, self.stats,
+                                     lookahead_frames=int(self.settings.latency_ms / 1000 * self._fps) + 1)
+        with self._wake:
+            while not self._inbox and not self._stop.is_set():
+                self._wake.wait(0.1)
+            first = self._inbox[0].image if self._inbox else None
+        # Recent detection time of sweep and of cheap frames (moving average, first guess from the warm-up),
+        # capped so that a slow spell cannot lock the sweep out for good.
+        took = self.took = {True: 0.0, False: 0.0}
+        if first is not None:
+            began = time.monotonic()
+            self.pipeline.warm_up(first)
+            took[True] = time.monotonic() - began
+        with self._lock:
+            self._state = state
+        cap = 0.75 * self.settings.hold
+        while not self._stop.is_set():
+            sweep = state.next_is_sweep
+            with self._wake:
+                while not self._inbox and not self._stop.is_set():
+                    self._wake.wait(0.1)
+                if self._stop.is_set():
+                    return
+                frame = self._inbox.popleft()
+                started = time.monotonic()
+                # A frame that would finish detection too late to meet its deadline is dropped, not sent late.
+                late = started - self._arrival(frame) + min(took[sweep], cap) > self.settings.hold
+                if not late:
+                    self._busy_since = started
+            if late:
+                self._drop("behind")
+                continue
+            released = state.push(frame, self._lock)
+            with self._lock:
+                self._busy_since = None
+                self._ready.extend(released)
+                self._m["tracks"].set(self.stats.tracks)
+            spent = time.monotonic() - started
+            took[sweep] = 0.8 * took[sweep] + 0.2 * spent if took[sweep] else spent
+
+    def _arrival(self, frame: Frame) -> float:
+        return self._t0 + frame.pts * float(TIME_BASE)
+
+    def _write(self) -> None:
+        next_stats = time.monotonic() + self.settings.stats_every
+        # Fail-closed frames wait like detected ones, so neither overtakes the other.
+        def due(frame: Frame) -> bool:
+            return now - self._arrival(frame) >= self.settings.hold
+
+        while not self._stop.is_set():
+            now = time.monotonic()
+            with self._lock:
+                self._check_stall(now)
+                batch = list(self._ready)
+                self._ready.clear()
+                if self._state is not None:
+                    batch += self._state.due(due)
+                while self._bypass and due(self._bypass[0].frame):
+                    batch.append(self._bypass.popleft())
+            for slot in sorted(batch, key=lambda s: s.frame.index):
+                self._send(slot)
+            if not batch:
+                self._fill(now)
+                time.sleep(POLL)
+            if now >= next_stats:
+                self._log_stats()
+                next_stats = now + self.settings.stats_every
+
+    def _check_stall(self, now: float) -> None:
+        """Called with the lock held: enter or leave fail-closed mode."""
+        stuck = self._worker_dead or (self._busy_since is not None and now - self._busy_since > self.settings.stall)
+        if stuck and not self._stalled:
+            self._stalled = True
+            self._m["stalled"].set(1)
+            self._bypass.extend(Slot(f, failure=self._fail_reason()) for f in self._inbox)
+            self._inbox.clear()
+            log.error("detection stalled; sending fully blurred frames",
+                      extra={"camera": self.settings.camera, "event": "detector_stalled"})
+        elif self._stalled and not stuck:
+            self._stalled = False
+            self._m["stalled"].set(0)
+            log.warning("detection recovered", extra={"camera": self.settings.camera, "event": "detector_recovered"})
+
+    def _send(self, slot: Slot) -> None:
+        frame = slot.frame
+        if frame.index <= self._last_index:  # overtaken by fail-closed frames while detection was stuck
+            self._drop("stale")
+            return
+        self._last_index = frame.index
+        regions = self.pipeline.regions(slot)
+        image = self.pipeline.masker.apply(frame.image, regions)
+        self._emit(image, frame.pts)
+        self._m["faces"].set(len(regions.boxes))
+        if regions.whole_frame:
+            self.metrics.fail_closed.labels(self.settings.camera, slot.failure or "unknown").inc()
+            self.stats.whole_frame += 1
+        latency = time.monotonic() - self._arrival(frame)
+        self._m["latency"].observe(latency)
+        self.latencies.add(latency)
+        self.stats.frames += 1
+
+    def _emit(self, image: np.ndarray, pts: int) -> None:
+        keyframe = any(o.wants_keyframe for o in self.outputs)
+        packets = self._encoder.encode(image, pts, keyframe=keyframe)
+        for out in self.outputs:
+            out.send(packets, self._encoder.size, self._fps)
+        self._m["out"].inc()
+        self._last_output = time.monotonic()
+
+    def _fill(self, now: float) -> None:
+        """Input down: a black frame once a second keeps the outputs' sessions alive."""
+        quiet = max(self.settings.filler_after, self.settings.latency_ms / 1000 + 0.5)
+        if self._encoder.size is None or now - self._last_input < quiet:
+            return
+        if now - self._last_output < 1.0:
+            return
+        w, h = self._encoder.size
+        self._emit(np.zeros((h, w, 3), np.uint8), int(round((now - self._t0) / TIME_BASE)))
+        self._m["filler"].inc()
+
+    def _log_stats(self) -> None:
+        p50, p95, p99 = self.latencies.percentiles(50, 95, 99)
+        log.info("stats", extra={"camera": self.settings.camera, "event": "stats", "frames_out": self.stats.frames,
+                                 "fail_closed": self.stats.whole_frame, "tracks": self.stats.tracks,
+                                 "latency_p50": p50, "latency_p95": p95, "latency_p99": p99,
+                                 "sweep_ms": round(1000 * self.took.get(True, 0)),
+                                 "cheap_ms": round(1000 * self.took.get(False, 0))})

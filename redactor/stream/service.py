@@ -1,0 +1,104 @@
+"""Builds live filters from camera configs and runs them: one for `stream`, several for `serve`."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+from contextlib import ExitStack
+from pathlib import Path
+
+from redactor.errors import ProcessingError, RedactorError
+from redactor.pipeline import Pipeline, RedactSettings
+from redactor.stream.config import CameraConfig
+from redactor.stream.credentials import load_secrets, with_credentials
+from redactor.stream.live import LiveFilter, LiveSettings
+from redactor.stream.metrics import OpsServer, StreamMetrics
+from redactor.stream.outputs import LiveEncodeSettings, PacketOutput, Publisher, SegmentRecorder
+from redactor.stream.source import InputSettings, LiveSource
+
+
+def build_pipeline(cam: CameraConfig, stack: ExitStack, models_dir: str | Path | None = None) -> Pipeline:
+    settings = RedactSettings(detector=cam.detector, threshold=cam.threshold, every=cam.every, mode=cam.mode,
+                              shape=cam.shape, mask_scale=cam.mask_scale, hold_seconds=cam.hold_seconds)
+    recogniser = None
+    if cam.watchlist is not None:
+        from redactor.recognise import build_recogniser
+
+        recogniser = build_recogniser(cam.watchlist, cam.key_file, cam.name, reveal=cam.reveal,
+                                      audit_log=cam.audit_log, models_dir=models_dir)
+    return stack.enter_context(Pipeline(settings, models_dir, recogniser=recogniser))
+
+
+def build_filter(cam: CameraConfig, metrics: StreamMetrics, pipeline: Pipeline) -> LiveFilter:
+    """One camera's filter around a ready pipeline (tests pass one with a failing detector)."""
+    url = cam.input
+    if cam.secrets is not None:
+        url = with_credentials(url, *load_secrets(cam.secrets))
+    outputs: list[PacketOutput] = []
+    if cam.record is not None:
+        outputs.append(SegmentRecorder(cam.record, cam.name, cam.segment, cam.segment_format))
+    if cam.output is not None:
+        outputs.append(Publisher(cam.output, transport=cam.transport))
+    source = LiveSource(InputSettings(url, transport=cam.transport, input_format=cam.input_format))
+    live = LiveSettings(camera=cam.name, latency_ms=cam.latency_ms,
+                        encode=LiveEncodeSettings(preset=cam.preset, crf=cam.crf))
+    return LiveFilter(source, pipeline, outputs, live, metrics)
+
+
+class Service:
+    """Runs live filters side by side with one ops server; `stop()` (e.g. on SIGTERM) ends them cleanly."""
+
+    def __init__(self, filters: list[LiveFilter], metrics: StreamMetrics, ops: str | None) -> None:
+        self.filters, self.metrics = filters, metrics
+        # One core detects, the other decodes, masks and encodes: OpenCV's own worker pool would let a
+        # detection sweep take both cores and make every frame behind it late.
+        cv2.setNumThreads(1)
+        self.ops: OpsServer | None = None
+        if ops is not None:
+            host, _, port = ops.rpartition(":")
+            try:
+                self.ops = OpsServer(host or "127.0.0.1", int(port), metrics.registry, self.health)
+            except (ValueError, OSError) as exc:
+                raise RedactorError(f"cannot serve metrics on {ops!r}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def health(self) -> tuple[bool, dict]:
+        checks = [f.health() for f in self.filters]
+        return all(ok for ok, _ in checks), {"cameras": [detail for _, detail in checks]}
+
+    def stop(self) -> None:
+        for f in self.filters:
+            f.stop()
+
+    def run(self) -> None:
+        """Blocks until every filter has stopped; a filter that fails stops the others and is re-raised."""
+        errors: list[BaseException] = []
+
+        def one(f: LiveFilter) -> None:
+            try:
+                f.run()
+            except BaseException as exc:  # collected for the caller, which reports it
+                errors.append(exc)
+                self.stop()
+
+        if self.ops is not None:
+            self.ops.start()
+        threads = [threading.Thread(target=one, args=(f,), name=f"camera-{f.settings.camera}", daemon=True)
+                   for f in self.filters]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        finally:
+            self.stop()
+            for t in threads:
+                t.join(timeout=10)
+            if self.ops is not None:
+                self.ops.close()
+        if errors:
+            err = errors[0]
+            if isinstance(err, RedactorError):
+                raise err
+            raise ProcessingError(f"live filter failed: {type(err).__name__}") from None

@@ -1,0 +1,96 @@
+"""Live input: anything FFmpeg opens live (RTSP, HTTP, SRT, UDP MPEG-TS, a V4L2 device), reconnected on loss.
+
+A camera that drops looks to FFmpeg like a clean end of stream (RTSP
+teardown) or a read timeout; either way the source waits with exponential
+backoff and opens the input again. It never ends on its own: a live filter
+runs until it is told to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import av
+import numpy as np
+
+from redactor.media.source import rgb_upright
+from redactor.stream.credentials import redact_url, safe_reason
+
+log = logging.getLogger("redactor.stream")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds to wait before reconnect attempt n (0-based): first * factor**n, at most `most`."""
+
+    first: float = 0.5
+    factor: float = 2.0
+    most: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.most, self.first * self.factor ** attempt)
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    url: str
+    transport: str = "tcp"  # RTSP only: tcp or udp
+    input_format: str | None = None  # e.g. v4l2 for /dev/video0
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    backoff: Backoff = Backoff()
+
+    def options(self) -> dict[str, str]:
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            return {"rtsp_transport": self.transport}
+        return {}
+
+
+class LiveSource:
+    """Decoded RGB pictures with their arrival time (time.monotonic) from a live input, until `stop` is set.
+
+    `on_event(name, detail)` hears "connected", "ended" and "error" (detail never holds the URL's
+    credentials), so the filter can count reconnects and mark the input down.
+    """
+
+    def __init__(self, settings: InputSettings) -> None:
+        self.settings = settings
+        self.shown_url = redact_url(settings.url)
+        self.on_event: Callable[[str, str], None] = lambda name, detail: None
+        self.fps: float | None = None
+
+    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float]]:
+        s = self.settings
+        attempt = 0
+        while not stop.is_set():
+            try:
+                container = av.open(s.url, mode="r", format=s.input_format, options=s.options(),
+                                    timeout=(s.open_timeout, s.read_timeout))
+            except (av.FFmpegError, OSError, ValueError) as exc:
+                self.on_event("error", f"cannot open {self.shown_url}: {safe_reason(exc)}")
+            else:
+                try:
+                    if not container.streams.video:
+                        self.on_event("error", f"{self.shown_url} has no video stream")
+                    else:
+                        stream = container.streams.video[0]
+                        rate = stream.average_rate or stream.guessed_rate
+                        self.fps = float(rate) if rate else self.fps
+                        self.on_event("connected", f"{self.shown_url} {stream.codec_context.width}x"
+                                                 f"{stream.codec_context.height}")
+                        for vf in container.decode(stream):
+                            attempt = 0
+                            yield rgb_upright(vf), time.monotonic()
+                            if stop.is_set():
+                                return
+                        self.on_event("ended", f"{self.shown_url} ended the stream")
+                except (av.FFmpegError, OSError, ValueError) as exc:
+                    self.on_event("error", f"{self.shown_url}: {safe_reason(exc)}")
+                finally:
+                    container.close()
+            stop.wait(s.backoff.delay(attempt))
+            attempt += 1

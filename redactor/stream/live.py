@@ -323,6 +323,9 @@ class LiveFilter:
             self._drop("stale")
             return
         self._last_index = frame.index
+        if time.monotonic() - self._arrival(frame) > self.settings.latency_ms / 1000:
+            self._drop("late")  # masking and encoding fell behind (CPU starved): skip rather than add latency
+            return
         regions = self.pipeline.regions(slot)
         image = self.pipeline.masker.apply(frame.image, regions)
         self._emit(image, frame.pts)

@@ -115,8 +115,8 @@ class LiveFilter:
             self._input_up = True
             self._m["input_up"].set(1)
             log.info("input connected", extra={"camera": cam, "event": "input_connected", "detail": detail})
-            if self.source.fps:
-                self._fps = self.source.fps
+            if self.source.fps and self._encoder.size is None:
+                self._fps = self._encoder.fps = self.source.fps
             return
         if self._input_up:
             self.metrics.reconnects.labels(cam, "input").inc()

@@ -156,24 +156,30 @@ class StreamState:
         self.tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
         self.lookahead = LookAhead(lookahead_frames, fps)
         self._seen: set[int] = set()
-        self._pushed = 0
+        self._since_sweep = pipeline.schedule.period - 1  # the first frame gets a sweep
+        self.last_sweep_index = -1
+        self.last_index = -1  # the newest frame pushed
 
-    def push(self, frame: Frame, lock: threading.Lock | None = None) -> list[Slot]:
+    def push(self, frame: Frame, lock: threading.Lock | None = None, allow_sweep: bool = True) -> list[Slot]:
         """Fold in one frame; returns the slots that left the look-ahead buffer.
 
-        The sweep schedule counts the frames pushed here, so a live stream that drops
-        frames still sweeps every k-th frame it processes. `lock` (live) is held only
-        while the tracker and look-ahead change, not during detection.
+        The sweep runs on every k-th frame pushed; a live filter short of time may
+        pass allow_sweep=False to put it off to the next frame instead of dropping
+        this one. `lock` (live) is held only while the tracker and look-ahead
+        change, not during detection.
         """
         p, stats, clock = self.pipeline, self.stats, time.perf_counter
-        step, self._pushed = self._pushed, self._pushed + 1
+        sweep = allow_sweep and self.next_is_sweep
         t0 = clock()
-        found, failure = p.detect(frame, step)
+        found, failure = p.detect(frame, sweep)
         t1 = clock()
         with lock or contextlib.nullcontext():
+            self._since_sweep = 0 if sweep else self._since_sweep + 1
+            self.last_index = frame.index
+            if sweep and not failure:
+                self.last_sweep_index = frame.index
             when = frame.seconds if frame.seconds is not None else frame.index / self.fps
-            complete = not failure and p.schedule.is_sweep(step)
-            tracked = self.tracker.update(found, when, detected=complete)
+            tracked = self.tracker.update(found, when, detected=sweep and not failure)
             self._seen.update(int(t) for t in tracked.tracker_id)
             stats.tracks = len(self._seen)
             t2 = clock()
@@ -189,7 +195,7 @@ class StreamState:
     @property
     def next_is_sweep(self) -> bool:
         """Whether the next frame pushed gets the expensive sweep (a live filter budgets time for it)."""
-        return self.pipeline.schedule.is_sweep(self._pushed)
+        return self._since_sweep + 1 >= self.pipeline.schedule.period
 
     def due(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
         """Release the oldest held frames for which `is_due` says time is up (a live latency budget)."""
@@ -226,13 +232,13 @@ class Pipeline:
     def warm_up(self, image: np.ndarray) -> None:
         """Run every detector once: first calls allocate and are several times slower, which a live
         stream would otherwise pay for in latency on its first frames."""
-        self.schedule.detect(0, image)
+        self.schedule.detect(image, sweep=True)
 
-    def detect(self, frame: Frame, step: int | None = None) -> tuple[Detections, str]:
-        """Detections for one frame (`step`: its place in the sweep schedule, default its index),
-        or an empty set and the reason the frame must be masked whole."""
+    def detect(self, frame: Frame, sweep: bool) -> tuple[Detections, str]:
+        """Detections for one frame (with the small-face sweep or not), or an empty set and the reason
+        the frame must be masked whole."""
         try:
-            return self.schedule.detect(frame.index if step is None else step, frame.image), ""
+            return self.schedule.detect(frame.image, sweep), ""
         except Exception as exc:  # fail closed: any detector fault masks the whole frame
             return Detections.empty(), f"detector failed ({type(exc).__name__})"
 

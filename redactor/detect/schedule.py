@@ -26,14 +26,12 @@ class Schedule:
         cheap = f"{self.every_frame.name} every frame + " if self.every_frame else ""
         return f"{cheap}{self.sweep.name} every {self.period} frame(s)"
 
-    def is_sweep(self, index: int) -> bool:
-        return index % self.period == 0
-
-    def detect(self, index: int, image) -> Detections:
+    def detect(self, image, sweep: bool) -> Detections:
+        """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the period)."""
         parts = []
         if self.every_frame is not None:
             parts.append(self.every_frame.detect(image))
-        if self.is_sweep(index):
+        if sweep:
             parts.append(self.sweep.detect(image))
         return merge_union(Detections.merge(parts))
 

@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from redactor.detect import DETECTOR_CHOICES
 from redactor.errors import InputError
+from redactor.mask.kernels import MODES, SHAPES
+from redactor.stream.outputs import SEGMENT_FORMATS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -29,12 +33,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 def parse_duration(text: str | int | float) -> float:
     """Seconds from 90, "90", "90s", "1.5m", "1h" or "500ms"."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text):
+            raise ValueError(f"not a duration: {text!r}")
         return float(text)
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 5m, 1h)")
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
     return float(match.group(1)) * unit
+
+
+def _check(name: str, key: str, value: object, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"camera {name}: {key} = {value!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,29 @@ class CameraConfig:
             raise ValueError(f"camera name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         if self.output is None and self.record is None:
             raise ValueError(f"camera {self.name}: give an output URL, a record folder, or both")
-        if self.transport not in ("tcp", "udp"):
-            raise ValueError(f"camera {self.name}: transport must be tcp or udp")
-        if self.segment <= 0:
-            raise ValueError(f"camera {self.name}: segment must be > 0 seconds")
+        n = self.name
+
+        def number(value: object, lo: float, hi: float, integer: bool = False) -> bool:
+            kinds = (int,) if integer else (int, float)
+            return (isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+                    and lo <= value <= hi)
+
+        _check(n, "transport", self.transport, self.transport in ("tcp", "udp"), "tcp or udp")
+        _check(n, "segment", self.segment, number(self.segment, 0.5, 86400), "0.5 s to 24 h")
+        _check(n, "segment_format", self.segment_format, self.segment_format in SEGMENT_FORMATS,
+               " or ".join(SEGMENT_FORMATS))
+        _check(n, "latency_ms", self.latency_ms, number(self.latency_ms, 100, 60000, integer=True),
+               "an integer from 100 to 60000")
+        _check(n, "detector", self.detector, self.detector in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES))
+        _check(n, "every", self.every, number(self.every, 1, 30, integer=True), "an integer from 1 to 30")
+        _check(n, "threshold", self.threshold, number(self.threshold, 0.05, 0.95), "0.05 to 0.95")
+        _check(n, "mode", self.mode, self.mode in MODES, " or ".join(MODES))
+        _check(n, "shape", self.shape, self.shape in SHAPES, " or ".join(SHAPES))
+        _check(n, "mask_scale", self.mask_scale, number(self.mask_scale, 1.0, 4.0), "1 to 4")
+        _check(n, "hold_seconds", self.hold_seconds, number(self.hold_seconds, 0.0, 10.0), "0 to 10")
+        _check(n, "crf", self.crf, number(self.crf, 0, 51, integer=True), "an integer from 0 to 51")
+        _check(n, "preset", self.preset, isinstance(self.preset, str) and self.preset.isidentifier(),
+               "an x264 preset name such as veryfast")
         if self.watchlist is not None and self.reveal == self.alert_only:
             raise ValueError(f"camera {self.name}: with a watchlist, set exactly one of reveal = true "
                              "or alert_only = true")
@@ -95,7 +125,10 @@ def camera_from_mapping(name: str, values: dict, base: Path) -> CameraConfig:
     for key in _PATH_KEYS & set(kwargs):
         kwargs[key] = base / Path(str(kwargs[key])).expanduser()
     if "segment" in kwargs:
-        kwargs["segment"] = parse_duration(kwargs["segment"])
+        try:
+            kwargs["segment"] = parse_duration(kwargs["segment"])
+        except ValueError as exc:
+            raise ValueError(f"camera {name}: segment: {exc}") from None
     if "reveal" in kwargs and not isinstance(kwargs["reveal"], bool):
         kwargs["reveal"] = kwargs["reveal"] == "matches"
     return CameraConfig(name=name, **kwargs)

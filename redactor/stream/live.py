@@ -39,6 +39,7 @@ log = logging.getLogger("redactor.stream")
 
 OUTPUT_MARGIN = 0.1  # seconds of the budget kept for masking, encoding and sending one frame
 POLL = 0.005
+INPUT_SILENT = 0.25  # seconds without input after which held frames no sweep came after are sent fully blurred
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,14 @@ class LiveFilter:
         self._state: StreamState | None = None
         self.took: dict[bool, float] = {}
         self._busy_since: float | None = None
+        self._failures: deque[bool] = deque(maxlen=25)  # whether detection failed, for the last frames
         self._worker_dead = False
         self._stalled = False
         self._input_up = False
         self._last_input = time.monotonic()
-        self._last_output = 0.0
+        self._last_output = 0.0  # any frame, black keep-alive frames included
+        self._last_frame_out = 0.0  # a camera frame
+        self._last_pts = -1
         self._last_index = -1
         self._next_index = 0
         self._encoder = LiveEncoder(settings.encode, settings.fps)
@@ -146,16 +150,19 @@ class LiveFilter:
 
     # ---- health ---------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict]:
+        """Healthy while camera frames (not black keep-alive frames) go out through every output."""
         now = time.monotonic()
         p50, p95 = self.latencies.percentiles(50, 95)
-        outputs = {o.name: bool(getattr(o, "up", True)) for o in self.outputs}
+        outputs = {o.name: bool(o.up) for o in self.outputs}
+        input_up = self._input_up and now - self._last_input < 2.0
+        failing = sum(self._failures) > len(self._failures) // 2 if self._failures else False
         detail = {
-            "camera": self.settings.camera, "input_up": self._input_up, "outputs_up": outputs,
-            "detector_stalled": self._stalled, "seconds_since_output": round(now - self._last_output, 3)
-            if self._last_output else None, "latency_p50": p50, "latency_p95": p95,
+            "camera": self.settings.camera, "input_up": input_up, "outputs_up": outputs,
+            "detector_stalled": self._stalled, "detector_failing": failing, "seconds_since_output": round(now - self._last_frame_out, 3)
+            if self._last_frame_out else None, "latency_p50": p50, "latency_p95": p95,
         }
-        ok = (self._input_up and all(outputs.values()) and not self._stalled
-              and self._last_output > 0 and now - self._last_output < 2.0)
+        ok = (input_up and all(outputs.values()) and not self._stalled and not failing
+              and self._last_frame_out > 0 and now - self._last_frame_out < 2.0)
         return ok, detail
 
     # ---- threads --------------------------------------------------------------------------------
@@ -213,8 +220,11 @@ class LiveFilter:
         for image, arrival in self.source.frames(self._stop):
             self._last_input = arrival
             self._m["in"].inc()
-            frame = Frame(self._next_index, image, int(round((arrival - self._t0) / TIME_BASE)), TIME_BASE,
-                          self.settings.camera)
+            # At least 1 ms apart: frames decoded in a burst (a reconnect's probe) must not share a
+            # timestamp in millisecond containers such as Matroska.
+            pts = max(int(round((arrival - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
+            self._last_pts = pts
+            frame = Frame(self._next_index, image, pts, TIME_BASE, self.settings.camera)
             self._next_index += 1
             with self._wake:
                 if self._stalled or self._worker_dead:
@@ -251,7 +261,6 @@ class LiveFilter:
             self._state = state
         cap = 0.75 * self.settings.hold
         while not self._stop.is_set():
-            sweep = state.next_is_sweep
             with self._wake:
                 while not self._inbox and not self._stop.is_set():
                     self._wake.wait(0.1)
@@ -259,18 +268,23 @@ class LiveFilter:
                     return
                 frame = self._inbox.popleft()
                 started = time.monotonic()
-                # A frame that would finish detection too late to meet its deadline is dropped, not sent late.
-                late = started - self._arrival(frame) + min(took[sweep], cap) > self.settings.hold
+                age = started - self._arrival(frame)
+                # A frame too old for the sweep gets the cheap pass and the sweep moves to the next frame;
+                # one too old even for that is dropped, never sent late.
+                sweep = state.next_is_sweep and age + min(took[True], cap) <= self.settings.hold
+                late = age + took[False] > self.settings.hold
                 if not late:
                     self._busy_since = started
             if late:
                 self._drop("behind")
                 continue
-            released = state.push(frame, self._lock)
+            failures = self.stats.detector_failures
+            released = state.push(frame, self._lock, allow_sweep=sweep)
             with self._lock:
                 self._busy_since = None
                 self._ready.extend(released)
                 self._m["tracks"].set(self.stats.tracks)
+                self._failures.append(self.stats.detector_failures > failures)
             spent = time.monotonic() - started
             took[sweep] = 0.8 * took[sweep] + 0.2 * spent if took[sweep] else spent
 
@@ -283,6 +297,20 @@ class LiveFilter:
         def due(frame: Frame) -> bool:
             return now - self._arrival(frame) >= self.settings.hold
 
+        def unchecked(slots: list[Slot]) -> None:
+            """Frames leaving before any later frame was detected (the worker is stuck on a slow sweep), or,
+            with the input silent, before a sweep came after them: a face that entered on such a frame could
+            only be painted back by a detection that will not come in time. Send them fully blurred."""
+            silent = now - self._last_input >= INPUT_SILENT and not self._inbox and self._busy_since is None
+            for slot in slots:
+                index = slot.frame.index
+                if slot.failure:
+                    continue
+                if index >= self._state.last_index:
+                    slot.failure = "no later frame detected in time"
+                elif silent and index > self._state.last_sweep_index:
+                    slot.failure = "input stopped before the next sweep"
+
         while not self._stop.is_set():
             now = time.monotonic()
             with self._lock:
@@ -290,7 +318,9 @@ class LiveFilter:
                 batch = list(self._ready)
                 self._ready.clear()
                 if self._state is not None:
-                    batch += self._state.due(due)
+                    released = self._state.due(due)
+                    unchecked(released)
+                    batch += released
                 while self._bypass and due(self._bypass[0].frame):
                     batch.append(self._bypass.popleft())
             for slot in sorted(batch, key=lambda s: s.frame.index):
@@ -310,6 +340,8 @@ class LiveFilter:
             self._m["stalled"].set(1)
             self._bypass.extend(Slot(f, failure=self._fail_reason()) for f in self._inbox)
             self._inbox.clear()
+            if self._state is not None:
+                self._state.lookahead.fail_held(self._fail_reason())
             log.error("detection stalled; sending fully blurred frames",
                       extra={"camera": self.settings.camera, "event": "detector_stalled"})
         elif self._stalled and not stuck:
@@ -329,6 +361,7 @@ class LiveFilter:
         regions = self.pipeline.regions(slot)
         image = self.pipeline.masker.apply(frame.image, regions)
         self._emit(image, frame.pts)
+        self._last_frame_out = self._last_output
         self._m["faces"].set(len(regions.boxes))
         if regions.whole_frame:
             self.metrics.fail_closed.labels(self.settings.camera, slot.failure or "unknown").inc()

@@ -105,11 +105,15 @@ class Publisher(PacketOutput):
     """Publishes to a live URL (RTSP ANNOUNCE/RECORD, SRT, UDP MPEG-TS); reconnects with backoff when it fails.
 
     While disconnected, packets are dropped: nothing is queued, in memory or on disk.
+    PyAV holds the GIL through FFmpeg's connection handshake, so a peer that accepts
+    the connection and never answers freezes the whole process until `timeout`;
+    the timeout is short and attempts back off to one every `backoff.most` seconds.
     """
 
     name = "publish"
 
-    def __init__(self, url: str, transport: str = "tcp", timeout: float = 5.0, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, url: str, transport: str = "tcp", timeout: float = 2.0,
+                 backoff: Backoff = Backoff(first=1.0, most=30.0)) -> None:
         super().__init__()
         self.url, self.shown_url = url, redact_url(url)
         self.transport, self.timeout, self.backoff = transport, timeout, backoff
@@ -121,7 +125,8 @@ class Publisher(PacketOutput):
 
     @property
     def wants_keyframe(self) -> bool:
-        return self._out is None
+        """Only for the frame a (re)connect attempt will start with, not for every frame while down."""
+        return self._out is None and time.monotonic() >= self._next_try
 
     def _format(self) -> tuple[str | None, dict[str, str]]:
         if self.url.startswith(("rtsp://", "rtsps://")):
@@ -193,6 +198,7 @@ class SegmentRecorder(PacketOutput):
         if not os.access(folder, os.W_OK):
             raise OutputError(f"{folder}: recording folder is not writable")
         self.folder, self.camera, self.seconds, self.suffix = folder, camera, seconds, suffix
+        self.up = False
         self._out: av.container.OutputContainer | None = None
         self._stream = None
         self._paths: tuple[Path, Path] | None = None
@@ -217,6 +223,7 @@ class SegmentRecorder(PacketOutput):
                 self._out.mux(_copy(packet, self._stream))
                 self._last_pts = packet.pts
         except (av.FFmpegError, OSError, ValueError) as exc:
+            self.up = False
             self.on_event("error", f"recording {self._paths[1].name}: {safe_reason(exc)}")
             self._finish()
 
@@ -227,11 +234,15 @@ class SegmentRecorder(PacketOutput):
         try:
             self._out = av.open(str(partial), mode="w", format=SEGMENT_FORMATS[self.suffix])
         except (av.FFmpegError, OSError) as exc:
+            self.up = False
             self.on_event("error", f"cannot record {final.name}: {safe_reason(exc)}")
             return
         self._stream = self._out.add_mux_stream("h264", rate=Fraction(fps).limit_denominator(1001),
                                                 width=size[0], height=size[1], time_base=TIME_BASE)
         self._paths, self._start_pts, self._last_pts = (partial, final), pts, pts
+        if not self.up:
+            self.up = True
+            self.on_event("connected", final.name)
 
     def _finish(self) -> None:
         if self._out is None:

@@ -54,6 +54,8 @@ class LookAhead:
 
     def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
         """Add one frame and its tracked boxes; return the slots that are now final."""
+        if failure:
+            self.fail_held(failure)
         slot = Slot(frame, failure=failure)
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
@@ -74,6 +76,12 @@ class LookAhead:
         while len(self._slots) > self.frames:
             ready.append(self._slots.popleft())
         return ready
+
+    def fail_held(self, reason: str) -> None:
+        """Mask every held frame whole: a face that entered just before detection broke could otherwise
+        leave with no box, since no later detection will ever paint one back onto it."""
+        for slot in self._slots:
+            slot.failure = slot.failure or reason
 
     def release(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
         """Let the oldest frames go early while `is_due` holds for them (a live stream's latency budget)."""

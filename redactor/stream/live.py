@@ -85,6 +85,7 @@ class LiveFilter:
         self._ready: deque[Slot] = deque()
         self._t0 = time.monotonic()
         self._state: StreamState | None = None
+        self._reconnected = False  # the input was lost since the worker last looked
         self.took: dict[bool, float] = {}
         self._busy_since: float | None = None
         self._failures: deque[bool] = deque(maxlen=25)  # whether detection failed, for the last frames
@@ -124,6 +125,8 @@ class LiveFilter:
             return
         if self._input_up:
             self.metrics.reconnects.labels(cam, "input").inc()
+            with self._lock:
+                self._reconnected = True
         self._input_up = False
         self._m["input_up"].set(0)
         log.warning("input lost; reconnecting", extra={"camera": cam, "event": f"input_{name}", "detail": detail})
@@ -243,36 +246,42 @@ class LiveFilter:
     def _drop(self, reason: str, n: int = 1) -> None:
         self.metrics.dropped.labels(self.settings.camera, reason).inc(n)
 
+    def _new_state(self) -> StreamState:
+        return self.pipeline.stream(self._fps, self.stats,
+                                    lookahead_frames=int(self.settings.latency_ms / 1000 * self._fps) + 1)
+
     def _work(self) -> None:
-        state = self.pipeline.stream(self._fps, self.stats,
-                                     lookahead_frames=int(self.settings.latency_ms / 1000 * self._fps) + 1)
         with self._wake:
             while not self._inbox and not self._stop.is_set():
                 self._wake.wait(0.1)
             first = self._inbox[0].image if self._inbox else None
-        # Recent detection time of sweep and of cheap frames (moving average, first guess from the warm-up),
-        # capped so that a slow spell cannot lock the sweep out for good.
+        # Recent detection time of sweep and of cheap frames (moving average, first guess from the warm-up).
+        # Both the samples and the estimates are capped, so one slow call (a stall that ended) cannot
+        # make every later frame look too late to process.
         took = self.took = {True: 0.0, False: 0.0}
         if first is not None:
             began = time.monotonic()
             self.pipeline.warm_up(first)
             took[True] = time.monotonic() - began
+        hold = self.settings.hold
+        cap = {True: 0.75 * hold, False: 0.25 * hold}
         with self._lock:
-            self._state = state
-        cap = 0.75 * self.settings.hold
+            self._state = state = self._new_state()
         while not self._stop.is_set():
             with self._wake:
                 while not self._inbox and not self._stop.is_set():
                     self._wake.wait(0.1)
                 if self._stop.is_set():
                     return
+                if self._reconnected:
+                    state = self._restart_state()
                 frame = self._inbox.popleft()
                 started = time.monotonic()
                 age = started - self._arrival(frame)
                 # A frame too old for the sweep gets the cheap pass and the sweep moves to the next frame;
                 # one too old even for that is dropped, never sent late.
-                sweep = state.next_is_sweep and age + min(took[True], cap) <= self.settings.hold
-                late = age + took[False] > self.settings.hold
+                sweep = state.next_is_sweep and age + min(took[True], cap[True]) <= hold
+                late = age + min(took[False], cap[False]) > hold
                 if not late:
                     self._busy_since = started
             if late:
@@ -285,8 +294,19 @@ class LiveFilter:
                 self._ready.extend(released)
                 self._m["tracks"].set(self.stats.tracks)
                 self._failures.append(self.stats.detector_failures > failures)
-            spent = time.monotonic() - started
+            spent = min(time.monotonic() - started, hold)
             took[sweep] = 0.8 * took[sweep] + 0.2 * spent if took[sweep] else spent
+
+    def _restart_state(self) -> StreamState:
+        """After an input reconnect (called with the lock held): tracks from before the outage are stale,
+        and one of them could swallow a face seen again, so that face's earlier frames would never be
+        painted. Frames still held go out whole-masked; tracking starts afresh with a sweep."""
+        self._reconnected = False
+        old = self._state
+        old.lookahead.fail_held("input reconnected")
+        self._ready.extend(old.flush())
+        self._state = self._new_state()
+        return self._state
 
     def _arrival(self, frame: Frame) -> float:
         return self._t0 + frame.pts * float(TIME_BASE)

@@ -106,8 +106,8 @@ class Publisher(PacketOutput):
 
     While disconnected, packets are dropped: nothing is queued, in memory or on disk.
     PyAV holds the GIL through FFmpeg's connection handshake, so a peer that accepts
-    the connection and never answers freezes the whole process until `timeout`;
-    the timeout is short and attempts back off to one every `backoff.most` seconds.
+    the connection and never answers freezes the whole process until FFmpeg's I/O
+    `timeout`; it is short, and attempts back off to one every `backoff.most` seconds.
     """
 
     name = "publish"
@@ -130,7 +130,8 @@ class Publisher(PacketOutput):
 
     def _format(self) -> tuple[str | None, dict[str, str]]:
         if self.url.startswith(("rtsp://", "rtsps://")):
-            return "rtsp", {"rtsp_transport": self.transport}
+            # FFmpeg's own socket I/O timeout (microseconds): PyAV's `timeout` does not reach the handshake.
+            return "rtsp", {"rtsp_transport": self.transport, "timeout": str(int(self.timeout * 1_000_000))}
         if self.url.startswith(("udp://", "srt://", "tcp://")):
             return "mpegts", {}
         return None, {}

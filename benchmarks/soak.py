@@ -40,24 +40,27 @@ from benchmarks.synth import crowd_720p, render_frames
 from tests.live_servers import FakeCamera, FakeVMS, free_port, make_camera_clip
 
 ROOT = Path(__file__).resolve().parent.parent
-BAND = 80  # rows below the scene; the stamp uses the last framecode.STRIP of them
+BAND = 48  # rows above the scene; the stamp uses the first framecode.STRIP of them
 
 
 def build_clip(folder: Path, seconds: float, seed: int) -> tuple[Path, list[list]]:
-    """The camera's clip and, per frame, its ground-truth boxes. The scene is rendered BAND rows short and the
-    stamp put at the bottom of the band added below it, out of reach of the masks of faces near the bottom; it plays forwards then backwards, so the
-    camera's loop never makes a face jump (a cut no camera has)."""
+    """The camera's clip and, per frame, its ground-truth boxes (in clip coordinates). The scene is rendered
+    BAND rows short under a band whose top rows hold the stamp: only the small, far faces walk near the top,
+    so no mask reaches it. The clip plays forwards then backwards, so the camera's loop never makes a face
+    jump (a cut no camera has)."""
     spec = crowd_720p(seed)
     half = int(round(seconds * spec.fps / 2))
     spec = dataclasses.replace(spec, n_frames=half, height=spec.height - BAND)
     rendered = list(render_frames(spec))
     order = list(range(half)) + list(range(half - 2, 0, -1))
     frames, boxes = [], []
+    shift = np.array([0, BAND, 0, BAND], np.float32)
     for i, k in enumerate(order):
         image, gt = rendered[k]
-        strip = np.zeros((BAND, spec.width, 3), np.uint8)
-        frames.append(framecode.stamp(np.vstack([image, strip]), i))
-        boxes.append([b for b in gt if b.visible_fraction >= 0.5])
+        band = framecode.stamp(np.zeros((BAND, spec.width, 3), np.uint8)[::-1], i)[::-1]
+        frames.append(np.vstack([band, image]))
+        boxes.append([(tuple(np.asarray(b.box, np.float32) + shift), b.face_width) for b in gt
+                      if b.visible_fraction >= 0.5])
     return make_camera_clip(folder / "camera.mp4", frames, fps=spec.fps), boxes
 
 
@@ -83,6 +86,9 @@ def scrape(port: int) -> dict:
                 out["buckets"][float(s.labels["le"])] = s.value
             elif s.name.endswith("_total") or s.name in ("redactor_latency_seconds_count",):
                 out[s.name] = out.get(s.name, 0.0) + s.value
+                if "reason" in s.labels:
+                    key = f"{s.name}[{s.labels['reason']}]"
+                    out[key] = out.get(key, 0.0) + s.value
     return out
 
 
@@ -117,15 +123,15 @@ def score_received(received: Path, source: list[np.ndarray], boxes: list[list]) 
     with av.open(str(received)) as c:
         for vf in c.decode(video=0):
             rgb = vf.to_ndarray(format="rgb24")
-            n = framecode.read(rgb)
+            n = framecode.read(np.ascontiguousarray(rgb[::-1]))  # the stamp is in the top rows
             if n is None or n >= len(source) or rgb.shape[:2] != source[0].shape:
                 unstamped += 1
                 continue
             matched += 1
             grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            for b in boxes[n]:
-                verdict = compare_face(source[n], grey, b.box, b.face_width)
-                name = next(nm for nm, lo, hi in WIDTH_BINS if lo <= b.face_width < hi)
+            for box, width in boxes[n]:
+                verdict = compare_face(source[n], grey, box, width)
+                name = next(nm for nm, lo, hi in WIDTH_BINS if lo <= width < hi)
                 bins[name][0] += 1
                 bins[name][1] += verdict.protected
                 clear += not verdict.protected
@@ -211,6 +217,8 @@ def main(minutes: float, interval: float, latency_ms: int, clip_seconds: float, 
           f"readable stamp (not scored: black keep-alive or fully blurred fail-closed frames, or a mask over the "
           f"strip); face-frames scored {s['face_frames']}, clear {s['clear_face_frames']}, "
           f"recall {_fmt(s['recall'], 4)}")
+    reasons = {k: v for k, v in (samples[-1] if samples else {}).items() if "[" in k}
+    print("\ncounts by reason at the end: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items())))
     print("| width | " + " | ".join(s["by_width"]) + " |")
     print("|---|" + "---:|" * len(s["by_width"]))
     print("| protected | " + " | ".join(f"{v['protected']}/{v['faces']}" for v in s["by_width"].values()) + " |")

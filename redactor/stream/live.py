@@ -280,7 +280,9 @@ class LiveFilter:
                 age = started - self._arrival(frame)
                 # A frame too old for the sweep gets the cheap pass and the sweep moves to the next frame;
                 # one too old even for that is dropped, never sent late.
-                sweep = state.next_is_sweep and age + min(took[True], cap[True]) <= hold
+                # The sweep must also end before the frame ahead of it is due, or that frame leaves
+                # with no later detection and has to go out fully blurred.
+                sweep = state.next_is_sweep and age + min(took[True], cap[True]) + 1 / self._fps + 0.02 <= hold
                 late = age + min(took[False], cap[False]) > hold
                 if not late:
                     self._busy_since = started

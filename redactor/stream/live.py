@@ -328,7 +328,9 @@ class LiveFilter:
                 index = slot.frame.index
                 if slot.failure:
                     continue
-                if index >= self._state.last_index:
+                if self._state.last_sweep_index < 0:
+                    slot.failure = "no sweep yet"  # start-up or just reconnected: small faces unseen
+                elif index >= self._state.last_index:
                     slot.failure = "no later frame detected in time"
                 elif silent and index > self._state.last_sweep_index:
                     slot.failure = "input stopped before the next sweep"

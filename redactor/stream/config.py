@@ -24,8 +24,10 @@ from pathlib import Path
 from redactor.detect import DETECTOR_CHOICES
 from redactor.errors import InputError
 from redactor.mask.kernels import MODES, SHAPES
+from redactor.pipeline import RedactSettings
 from redactor.stream.outputs import SEGMENT_FORMATS
 
+_FILE = RedactSettings()  # the file pipeline's defaults are the live ones too
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -62,13 +64,13 @@ class CameraConfig:
     input_format: str | None = None
     secrets: Path | None = None
     latency_ms: int = 500
-    detector: str = "centerface"
-    every: int = 5
-    threshold: float = 0.5
-    mode: str = "blur"
-    shape: str = "ellipse"
-    mask_scale: float = 1.5
-    hold_seconds: float = 1.0
+    detector: str = _FILE.detector
+    every: int = _FILE.every
+    threshold: float = _FILE.threshold
+    mode: str = _FILE.mode
+    shape: str = _FILE.shape
+    mask_scale: float = _FILE.mask_scale
+    hold_seconds: float = _FILE.hold_seconds
     preset: str = "veryfast"
     crf: int = 23
     watchlist: Path | None = None

@@ -339,12 +339,11 @@ class LiveFilter:
             now = time.monotonic()
             with self._lock:
                 self._check_stall(now)
-                batch = list(self._ready)
+                batch = list(self._ready)  # pushed out of a full look-ahead: checked like those that are due
                 self._ready.clear()
                 if self._state is not None:
-                    released = self._state.due(due)
-                    unchecked(released)
-                    batch += released
+                    batch += self._state.due(due)
+                    unchecked(batch)
                 while self._bypass and due(self._bypass[0].frame):
                     batch.append(self._bypass.popleft())
             for slot in sorted(batch, key=lambda s: s.frame.index):

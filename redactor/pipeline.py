@@ -229,10 +229,14 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def warm_up(self, image: np.ndarray) -> None:
-        """Run every detector once: first calls allocate and are several times slower, which a live
-        stream would otherwise pay for in latency on its first frames."""
+    def warm_up(self, image: np.ndarray) -> float:
+        """Run every detector twice and return the seconds the second pass took: first calls compile and
+        allocate and are several times slower, which a live stream would otherwise pay for in latency on
+        its first frames, and would take as what a sweep costs."""
         self.schedule.detect(image, sweep=True)
+        began = time.perf_counter()
+        self.schedule.detect(image, sweep=True)
+        return time.perf_counter() - began
 
     def detect(self, frame: Frame, sweep: bool) -> tuple[Detections, str]:
         """Detections for one frame (with the small-face sweep or not), or an empty set and the reason

@@ -118,3 +118,28 @@ def test_failure_reason_is_kept() -> None:
     buffer = LookAhead(1, FPS)
     buffer.push(frame(0), tracked(), failure="detector failed (RuntimeError)")
     assert buffer.flush()[0].failure == "detector failed (RuntimeError)"
+
+
+def test_a_face_turning_back_is_covered_in_frames_released_before_the_next_detection() -> None:
+    """The real tracker and buffer: a 30 px face walking 4 px per frame at 25 fps, detected every 5th frame,
+    turns back right after a sweep. Constant velocity puts its predicted box ever further ahead; frames a
+    live stream's latency budget releases before the next detection must still have the face under a mask."""
+    from redactor.track.tracker import Tracker
+
+    fps, tracker, buffer = 25.0, Tracker(hold_seconds=1.0), LookAhead(12, 25.0)
+    faces, released = {}, []
+    x = 20.0
+    for k in range(19):
+        x += 4.0 if k <= 10 else -4.0
+        faces[k] = np.array([x, 100.0, x + 30.0, 130.0])
+        sweep = k % 5 == 0
+        found = Detections(faces[k][None].astype(np.float32), [0.9]) if sweep else Detections.empty()
+        released += buffer.push(frame(k), tracker.update(found, k / fps, detected=sweep))
+        released += buffer.release(lambda f: f.index <= k - 2)  # two frames held: no next sweep in time
+    released += buffer.flush()
+    assert [s.frame.index for s in released] == list(range(19))
+    for slot in released:
+        face = faces[slot.frame.index]
+        covered = max(np.prod(np.clip(np.minimum(b[2:], face[2:]) - np.maximum(b[:2], face[:2]), 0, None))
+                      for b in slot.boxes)
+        assert covered >= 0.9 * 30 * 30, f"frame {slot.frame.index}: only {covered / 900:.0%} of the face is masked"

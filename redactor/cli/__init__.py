@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -68,7 +69,29 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Imports a subcommand's module only when it runs: `redact` need not load recognition, Ray or the
+    live filter, which would add about a second to every run's start-up."""
+
+    _commands = {
+        "redact": "redactor.cli.redact:redact", "models": "redactor.cli.models:models",
+        "verify": "redactor.cli.verify:verify", "watchlist": "redactor.cli.watchlist:watchlist",
+        "audit": "redactor.cli.audit:audit", "keygen": "redactor.cli.keygen:keygen", "sar": "redactor.cli.sar:sar",
+        "batch": "redactor.cli.batch:batch", "stream": "redactor.cli.stream:stream",
+        "serve": "redactor.cli.stream:serve",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands:
+            return None
+        module, attr = self._commands[cmd_name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="redactor")
 def main() -> None:
     """redactor: blur every face in video before it is stored.
@@ -79,26 +102,6 @@ def main() -> None:
       redactor models fetch        # pre-load models (also done on first use)
     """
 
-
-def _register() -> None:
-    from redactor.cli import audit, keygen, models, redact, verify, watchlist
-    from redactor.cli.sar import sar
-    from redactor.cli.batch import batch
-    from redactor.cli.stream import serve, stream
-
-    main.add_command(redact.redact)
-    main.add_command(models.models)
-    main.add_command(verify.verify)
-    main.add_command(watchlist.watchlist)
-    main.add_command(audit.audit)
-    main.add_command(keygen.keygen)
-    main.add_command(sar)
-    main.add_command(batch)
-    main.add_command(stream)
-    main.add_command(serve)
-
-
-_register()
 
 if __name__ == "__main__":
     sys.exit(main())

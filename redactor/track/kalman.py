@@ -61,3 +61,7 @@ class KalmanBox:
     def position_sigma(self) -> float:
         """One standard deviation of the centre estimate, in pixels."""
         return float(np.sqrt(max(self.P[0, 0], self.P[1, 1])))
+
+    def speed(self) -> float:
+        """The centre's estimated speed, in pixels per second."""
+        return float(np.hypot(self.x[4], self.x[5]))

@@ -101,7 +101,7 @@ class Tracker:
                     matched[len(self._tracks) - 1] = di
                     self._next_id += 1
         keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self.hold_seconds]
-        boxes, ids, coasting, hits = [], [], [], []
+        boxes, ids, coasting, hits, speeds = [], [], [], [], []
         for k in keep:
             tr = self._tracks[k]
             if k in matched:
@@ -111,12 +111,13 @@ class Tracker:
             ids.append(tr.id)
             coasting.append(k not in matched)
             hits.append(tr.hits)
+            speeds.append(tr.kf.speed())
         self._tracks = [self._tracks[k] for k in keep]
         if not boxes:
             return Detections.empty("tracker")
         conf = np.ones(len(boxes), np.float32)
         return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
-                          data={"hits": np.array(hits)})
+                          data={"hits": np.array(hits), "speed": np.array(speeds)})
 
     def _associate(self, tracks: list[np.ndarray], sigmas: list[float], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain

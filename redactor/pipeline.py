@@ -158,24 +158,24 @@ class StreamState:
         self._seen: set[int] = set()
         self._since_sweep = pipeline.schedule.period - 1  # the first frame gets a sweep
         self.last_sweep_index = -1
-        self.last_index = -1  # the newest frame pushed
 
-    def push(self, frame: Frame, lock: threading.Lock | None = None, allow_sweep: bool = True) -> list[Slot]:
+    def push(self, frame: Frame, lock: threading.Lock | None = None, sweep: bool | None = None) -> list[Slot]:
         """Fold in one frame; returns the slots that left the look-ahead buffer.
 
-        The sweep runs on every k-th frame pushed; a live filter short of time may
-        pass allow_sweep=False to put it off to the next frame instead of dropping
-        this one. `lock` (live) is held only while the tracker and look-ahead
-        change, not during detection.
+        By default the sweep runs on every k-th frame pushed; a live filter decides
+        itself from its time budget (putting the sweep off when short of time, or
+        bringing it forward so the frames before it are covered when they are due).
+        `lock` (live) is held only while the tracker and look-ahead change, not
+        during detection.
         """
         p, stats, clock = self.pipeline, self.stats, time.perf_counter
-        sweep = allow_sweep and self.next_is_sweep
+        if sweep is None:
+            sweep = self.next_is_sweep
         t0 = clock()
         found, failure = p.detect(frame, sweep)
         t1 = clock()
         with lock or contextlib.nullcontext():
             self._since_sweep = 0 if sweep else self._since_sweep + 1
-            self.last_index = frame.index
             if sweep and not failure:
                 self.last_sweep_index = frame.index
             when = frame.seconds if frame.seconds is not None else frame.index / self.fps
@@ -209,13 +209,13 @@ class Pipeline:
     """One redaction run's stages, built from settings; reusable for several files in a row."""
 
     def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None,
-                 recogniser: Recogniser | None = None) -> None:
+                 recogniser: Recogniser | None = None, inference_threads: int = 0) -> None:
         self.settings = settings
         self.recogniser = recogniser
         # Detectors report down to the tracker's low band: a faint find may only extend a track, never start one.
         self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
-                                       centerface_scale=settings.centerface_scale)
+                                       centerface_scale=settings.centerface_scale, threads=inference_threads)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:

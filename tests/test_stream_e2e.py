@@ -199,8 +199,8 @@ def test_vms_drop_publisher_reconnects(clip: StampedClip, camera: FakeCamera, vm
 
 
 def test_rolling_segments(clip: StampedClip, camera: FakeCamera, tmp_path: Path) -> None:
-    """--record alone: complete 2 s segments named CAMERA_<UTC start>.mkv, each starting on a camera frame,
-    none overlapping, no .partial left after SIGTERM."""
+    """--record alone: complete 2 s segments named CAMERA_<UTC start>.mkv, each starting on a camera frame
+    (not black filler), none overlapping, no .partial left after SIGTERM."""
     folder = tmp_path / "segments"
     with stream(camera.url, "--record", folder, "--segment", "2s") as f:
         f.wait_metric("redactor_frames_out_total", 1, START, camera="cam1")
@@ -214,7 +214,8 @@ def test_rolling_segments(clip: StampedClip, camera: FakeCamera, tmp_path: Path)
         received = check_recording(clip, folder / name, min_frames=1, vms=False)
         if k < len(names) - 1:  # a segment rolls at the first keyframe 2 s after it began
             assert received.seconds[-1] - received.seconds[0] >= 1.9, (name, received.seconds)
-        assert received.sources[0] is not None, f"{name} does not start with a camera frame"
+        # A camera frame, though maybe a fully blurred one (a sweep not done in time), not black filler.
+        assert float(received.frames[0].mean()) >= 8, f"{name} does not start with a camera frame"
         assert received.seconds[0] > last_pts, f"{name} overlaps the segment before it"
         last_pts = received.seconds[-1]
 

@@ -15,14 +15,16 @@ DETECTOR_CHOICES = ("centerface", "blazeface", "ensemble")
 
 
 def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | None = None,
-                   tile: int = 320, centerface_scale: float = 1.0) -> Detector:
-    """The sweep detector by CLI name: BlazeFace is tiled (its input is 192 px); CenterFace scales instead."""
+                   tile: int = 320, centerface_scale: float = 1.0, threads: int = 0) -> Detector:
+    """The sweep detector by CLI name: BlazeFace is tiled (its input is 192 px); CenterFace scales instead
+    and runs on `threads` inference threads (0: one per core)."""
     def blaze() -> Detector:
         base = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
         return TiledDetector(base, tile) if tile else base
 
     def center() -> Detector:
-        return create_detector("centerface", threshold=threshold, models_dir=models_dir, scale=centerface_scale)
+        return create_detector("centerface", threshold=threshold, models_dir=models_dir, scale=centerface_scale,
+                               threads=threads)
 
     if name == "blazeface":
         return blaze()
@@ -34,11 +36,11 @@ def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | N
 
 
 def build_schedule(name: str, every: int, threshold: float = 0.5, models_dir: str | Path | None = None,
-                   tile: int = 320, centerface_scale: float = 1.0) -> Schedule:
+                   tile: int = 320, centerface_scale: float = 1.0, threads: int = 0) -> Schedule:
     """BlazeFace on the whole frame every frame, plus the named sweep detector every `every` frames."""
     cheap = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
     try:
-        sweep = build_detector(name, threshold, models_dir, tile, centerface_scale)
+        sweep = build_detector(name, threshold, models_dir, tile, centerface_scale, threads)
     except BaseException:
         cheap.close()
         raise

@@ -39,7 +39,7 @@ log = logging.getLogger("redactor.stream")
 
 OUTPUT_MARGIN = 0.1  # seconds of the budget kept for masking, encoding and sending one frame
 POLL = 0.005
-INPUT_SILENT = 0.25  # seconds without input after which held frames no sweep came after are sent fully blurred
+SWEEP_MARGIN = 0.02  # seconds between a sweep's expected end and the deadline it must meet
 
 
 @dataclass(frozen=True)
@@ -274,21 +274,22 @@ class LiveFilter:
                 if self._reconnected:
                     state = self._restart_state()
                 frame = self._inbox.popleft()
-                started = time.monotonic()
-                age = started - self._arrival(frame)
+                started, arrival = time.monotonic(), self._arrival(frame)
+                sweep_cost, cheap_cost = min(took[True], cap[True]), min(took[False], cap[False])
                 # A frame too old for the sweep gets the cheap pass and the sweep moves to the next frame;
-                # one too old even for that is dropped, never sent late.
-                # The sweep must also end before the frame ahead of it is due, or that frame leaves
-                # with no later detection and has to go out fully blurred.
-                sweep = state.next_is_sweep and age + min(took[True], cap[True]) + 1 / self._fps + 0.02 <= hold
-                late = age + min(took[False], cap[False]) > hold
+                # one too old even for that is dropped, never sent late. The sweep must also end before
+                # the frame ahead of it is due, or that frame leaves with no sweep after it and has to go
+                # out fully blurred.
+                fits = started - arrival + sweep_cost + 1 / self._fps + SWEEP_MARGIN <= hold
+                sweep = fits and state.next_is_sweep
+                late = started - arrival + cheap_cost > hold
                 if not late:
                     self._busy_since = started
             if late:
                 self._drop("behind")
                 continue
             failures = self.stats.detector_failures
-            released = state.push(frame, self._lock, allow_sweep=sweep)
+            released = state.push(frame, self._lock, sweep=sweep)
             with self._lock:
                 self._busy_since = None
                 self._ready.extend(released)
@@ -318,20 +319,16 @@ class LiveFilter:
             return now - self._arrival(frame) >= self.settings.hold
 
         def unchecked(slots: list[Slot]) -> None:
-            """Frames leaving before any later frame was detected (the worker is stuck on a slow sweep), or,
-            with the input silent, before a sweep came after them: a face that entered on such a frame could
-            only be painted back by a detection that will not come in time. Send them fully blurred."""
-            silent = now - self._last_input >= INPUT_SILENT and not self._inbox and self._busy_since is None
+            """Frames leaving before a sweep after them was done (start-up, a reconnect, the worker behind
+            or the input gone quiet): a small face that entered on such a frame is one only the sweep finds,
+            and a sweep that ends after the frame has left cannot paint it back. Send them fully blurred."""
             for slot in slots:
-                index = slot.frame.index
                 if slot.failure:
                     continue
                 if self._state.last_sweep_index < 0:
-                    slot.failure = "no sweep yet"  # start-up or just reconnected: small faces unseen
-                elif index >= self._state.last_index:
-                    slot.failure = "no later frame detected in time"
-                elif silent and index > self._state.last_sweep_index:
-                    slot.failure = "input stopped before the next sweep"
+                    slot.failure = "no sweep yet"
+                elif slot.frame.index > self._state.last_sweep_index:
+                    slot.failure = "no sweep after it in time"
 
         while not self._stop.is_set():
             now = time.monotonic()

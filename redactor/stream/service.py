@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-
-import cv2
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,7 +25,9 @@ def build_pipeline(cam: CameraConfig, stack: ExitStack, models_dir: str | Path |
 
         recogniser = build_recogniser(cam.watchlist, cam.key_file, cam.name, reveal=cam.reveal,
                                       audit_log=cam.audit_log, models_dir=models_dir)
-    return stack.enter_context(Pipeline(settings, models_dir, recogniser=recogniser))
+    # One inference thread: the encoder and decoder need the other core in real time (720p soak on
+    # 2 cores: 103 frames fully blurred for a late sweep in 1.5 min, against 190 with two threads).
+    return stack.enter_context(Pipeline(settings, models_dir, recogniser=recogniser, inference_threads=1))
 
 
 def build_filter(cam: CameraConfig, metrics: StreamMetrics, pipeline: Pipeline) -> LiveFilter:
@@ -51,10 +51,6 @@ class Service:
 
     def __init__(self, filters: list[LiveFilter], metrics: StreamMetrics, ops: str | None) -> None:
         self.filters, self.metrics = filters, metrics
-        # Two OpenCV threads: a CenterFace sweep at 720p then takes ~130 ms instead of ~250 ms, so the live
-        # sweep (admitted only on a fresh frame) runs about every 5 frames as in file mode, not every 8-9
-        # (soak at 720p: 24-96 px face-frames left clear 3.3% -> 1.6%, latency p95 0.447 -> 0.452 s).
-        cv2.setNumThreads(2)
         self.ops: OpsServer | None = None
         if ops is not None:
             host, _, port = ops.rpartition(":")

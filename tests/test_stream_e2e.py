@@ -503,3 +503,26 @@ def test_stream_without_any_output_is_a_usage_error(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
     assert errors == ["Error: give an output URL, a record folder, or both"], proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_watchlist_match_stays_clear_and_everyone_else_is_blurred(clip: StampedClip, camera: FakeCamera,
+                                                                    tmp_path: Path) -> None:
+    """--watchlist with --reveal matches, live: the enrolled person (obama, 70-90 px in the clip) is confirmed
+    and left clear in some received frames; the two strangers are blurred in every one."""
+    from tests.helpers import data_dir
+    from tests.recognition_helpers import enrolled
+
+    key_file, watchlist, _ = enrolled(tmp_path, data_dir() / "obama.jpg", cameras=("cam1",))
+    folder = tmp_path / "segments"
+    with stream(camera.url, "--record", folder, "--watchlist", watchlist, "--key-file", key_file,
+                "--reveal", "matches") as f:
+        f.wait_metric("redactor_frames_out_total", 1, START, camera="cam1")
+        f.wait_metric("redactor_frames_out_total", 150, STEP, camera="cam1")
+        stop_cleanly(f)
+    (segment,) = folder.iterdir()
+    received = read_received(segment)
+    clear = clear_face_frames(clip, received)
+    strangers = [c for c in clear if " face 0 " not in c]
+    assert strangers == [], "strangers left clear:\n" + "\n".join(strangers[:20])
+    revealed = {c.split(" (source")[0] for c in clear}
+    assert len(revealed) >= 0.5 * received.stamped, f"the enrolled face was clear in only {len(revealed)} frames"

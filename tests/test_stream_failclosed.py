@@ -532,9 +532,13 @@ def test_raising_detector_keeps_frames_flowing(raising: LiveRun) -> None:
 
 
 def test_before_the_fault_faces_are_masked_and_the_background_clear(scene: Scene, raising: LiveRun) -> None:
+    """From the first frame sent normally on: frames that arrive while the detectors warm up, before the
+    first sweep, go out fully blurred by design (how many depends on the machine's load)."""
     before = between(raising, 0.0, raising.armed - SETTLE)
-    assert len(before) >= FLOW // 2
-    assert_redacted_normally(scene, raising, before)
+    first = next((k for k, (_, image) in enumerate(before) if why_not_fully_blurred(scene, image) is not None),
+                 len(before))
+    assert len(before) - first >= FLOW // 2, f"{first} of {len(before)} frames before the fault fully blurred"
+    assert_redacted_normally(scene, raising, before[first:])
 
 
 def test_raising_detector_never_shows_a_clear_face(scene: Scene, raising: LiveRun) -> None:

@@ -390,3 +390,32 @@ def test_ops_server_closes() -> None:
     server.close()
     with pytest.raises(urllib.error.URLError):
         get(server, "/healthz")
+
+
+def test_capture_clock_sees_through_a_burst_of_frames_that_waited_in_the_socket() -> None:
+    """25 fps frames arrive 50 ms after capture; then the process stalls for 2 s and the frames taken meanwhile
+    arrive together. Their capture times keep their 40 ms spacing and show them 2 s old, so the filter drops
+    them as stale instead of sending them as fresh and tracking faces across 1 ms of "time"."""
+    from redactor.stream.source import CaptureClock
+
+    clock = CaptureClock()
+    taken = [clock.taken(k / 25, 100.05 + k / 25) for k in range(50)]
+    assert np.allclose(np.diff(taken), 0.04)
+    burst_arrival = 100.05 + 100 / 25  # frames 50-99 (taken 2.0-3.96 s in) all arrive when the last one would
+    burst = [clock.taken(k / 25, burst_arrival + 0.001 * (k - 50)) for k in range(50, 100)]
+    assert np.allclose(np.diff(burst), 0.04, atol=1e-3)
+    assert burst_arrival - burst[0] > 1.9, "the first frame of the burst is seen as about 2 s old"
+    # A source that loops or restarts its clock is taken as a jump, not as frames seconds or hours old.
+    assert clock.taken(0.0, burst_arrival + 0.05) == pytest.approx(burst_arrival + 0.05)
+    assert clock.taken(0.04, burst_arrival + 0.09) == pytest.approx(burst_arrival + 0.09)
+
+
+def test_capture_clock_absorbs_a_camera_clock_running_slow() -> None:
+    """A camera clock 200 ppm slow over an hour: frames must not drift into looking seconds old."""
+    from redactor.stream.source import CaptureClock
+
+    clock = CaptureClock()
+    for k in range(0, 25 * 3600, 25):
+        arrival = 10.0 + k / 25 * 1.0002
+        taken = clock.taken(k / 25, arrival)
+    assert arrival - taken < 0.05

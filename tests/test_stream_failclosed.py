@@ -532,13 +532,12 @@ def test_raising_detector_keeps_frames_flowing(raising: LiveRun) -> None:
 
 
 def test_before_the_fault_faces_are_masked_and_the_background_clear(scene: Scene, raising: LiveRun) -> None:
-    """From the first frame sent normally on: frames that arrive while the detectors warm up, before the
-    first sweep, go out fully blurred by design (how many depends on the machine's load)."""
+    """Frames sent fully blurred by the fail-closed rules are allowed (warm-up before the first sweep, a sweep
+    not done in time on a loaded machine: how many depends on the load), but most frames go out normally."""
     before = between(raising, 0.0, raising.armed - SETTLE)
-    first = next((k for k, (_, image) in enumerate(before) if why_not_fully_blurred(scene, image) is not None),
-                 len(before))
-    assert len(before) - first >= FLOW // 2, f"{first} of {len(before)} frames before the fault fully blurred"
-    assert_redacted_normally(scene, raising, before[first:])
+    normal = [(s, image) for s, image in before if why_not_fully_blurred(scene, image) is not None]
+    assert len(normal) >= FLOW // 2, f"only {len(normal)} of {len(before)} frames before the fault sent normally"
+    assert_redacted_normally(scene, raising, normal)
 
 
 def test_raising_detector_never_shows_a_clear_face(scene: Scene, raising: LiveRun) -> None:

@@ -220,8 +220,8 @@ class LiveFilter:
                   extra={"camera": self.settings.camera, "event": "worker_failed", "detail": type(exc).__name__})
 
     def _read(self) -> None:
-        for image, arrival in self.source.frames(self._stop):
-            self._last_input = arrival
+        for image, arrival in self.source.frames(self._stop):  # arrival: when the camera took it (CaptureClock)
+            self._last_input = time.monotonic()
             self._m["in"].inc()
             # At least 1 ms apart: frames decoded in a burst (a reconnect's probe) must not share a
             # timestamp in millisecond containers such as Matroska.

@@ -35,6 +35,37 @@ class Backoff:
         return min(self.most, self.first * self.factor ** attempt)
 
 
+class CaptureClock:
+    """When each frame was taken, on our monotonic clock, from the stream's own timestamps.
+
+    Arrival time alone lies after a stall (the process frozen, the network paused): the frames that
+    waited in the socket arrive in a burst and would all look fresh, and the tracker would see faces
+    jump between frames 1 ms apart. The delay baseline is the smallest (arrival - stream time) seen;
+    it may creep up by DRIFT per second to absorb a camera clock running slow, and a timestamp that
+    goes backwards or a frame that looks RESYNC seconds late is taken as a jump (the source looped or
+    restarted its clock): the baseline starts again from that frame.
+    """
+
+    DRIFT = 0.001
+    RESYNC = 5.0
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._last: float | None = None
+
+    def taken(self, stream_seconds: float | None, arrival: float) -> float:
+        if stream_seconds is None:
+            return arrival
+        jumped_back = self._last is not None and stream_seconds < self._last  # a looping or restarted source
+        if self._offset is not None and self._last is not None:
+            self._offset += self.DRIFT * max(stream_seconds - self._last, 0.0)
+        self._last = stream_seconds
+        delay = arrival - stream_seconds
+        if self._offset is None or jumped_back or delay < self._offset or delay - self._offset > self.RESYNC:
+            self._offset = delay
+        return stream_seconds + self._offset
+
+
 @dataclass(frozen=True)
 class InputSettings:
     url: str
@@ -64,6 +95,7 @@ class LiveSource:
         self.fps: float | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float]]:
+        """RGB frames and when each was taken (monotonic seconds), reconnecting until `stop`."""
         s = self.settings
         attempt = 0
         while not stop.is_set():
@@ -82,9 +114,10 @@ class LiveSource:
                         self.fps = float(rate) if rate else self.fps
                         self.on_event("connected", f"{self.shown_url} {stream.codec_context.width}x"
                                                  f"{stream.codec_context.height}")
+                        clock = CaptureClock()
                         for vf in container.decode(stream):
                             attempt = 0
-                            yield rgb_upright(vf), time.monotonic()
+                            yield rgb_upright(vf), clock.taken(vf.time, time.monotonic())
                             if stop.is_set():
                                 return
                         self.on_event("ended", f"{self.shown_url} ended the stream")

@@ -47,7 +47,8 @@ class CenterFaceDetector(Detector):
         try:
             self._model = self._core.read_model(str(model_path("centerface", models_dir)))
         except RuntimeError as exc:
-            raise ModelError(f"OpenVINO could not load CenterFace: {str(exc).splitlines()[0]}") from None
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"OpenVINO could not load CenterFace: {reason}") from None
         self._requests: dict[tuple[int, int], tuple[ov.InferRequest, list[ov.Output]]] = {}
 
     def _request(self, in_h: int, in_w: int) -> tuple[ov.InferRequest, list[ov.Output]]:

@@ -3,8 +3,9 @@
 Three threads share one lock-protected state:
 
 - reader: decodes the input (reconnecting on loss) and stamps each frame with
-  its arrival time; the frame's pts is that time on the filter's own clock, so
-  output timestamps stay monotonic across input reconnects;
+  when the camera took it (CaptureClock: the stream's timestamps anchored to its
+  arrivals); the frame's pts is that time on the filter's own clock, so output
+  timestamps stay monotonic across input reconnects;
 - worker: detection, tracking and look-ahead, oldest frame first; a frame that
   can no longer make its deadline is dropped (and counted), not processed late;
 - writer: every few milliseconds sends each frame whose time is up, masked.
@@ -220,12 +221,12 @@ class LiveFilter:
                   extra={"camera": self.settings.camera, "event": "worker_failed", "detail": type(exc).__name__})
 
     def _read(self) -> None:
-        for image, arrival in self.source.frames(self._stop):  # arrival: when the camera took it (CaptureClock)
+        for image, taken in self.source.frames(self._stop):
             self._last_input = time.monotonic()
             self._m["in"].inc()
             # At least 1 ms apart: frames decoded in a burst (a reconnect's probe) must not share a
             # timestamp in millisecond containers such as Matroska.
-            pts = max(int(round((arrival - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
+            pts = max(int(round((taken - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
             self._last_pts = pts
             frame = Frame(self._next_index, image, pts, TIME_BASE, self.settings.camera)
             self._next_index += 1
@@ -310,6 +311,7 @@ class LiveFilter:
         return self._state
 
     def _arrival(self, frame: Frame) -> float:
+        """When the camera took the frame, on our monotonic clock (its pts; see CaptureClock): ages count from it."""
         return self._t0 + frame.pts * float(TIME_BASE)
 
     def _write(self) -> None:

@@ -143,3 +143,26 @@ def test_a_face_turning_back_is_covered_in_frames_released_before_the_next_detec
         covered = max(np.prod(np.clip(np.minimum(b[2:], face[2:]) - np.maximum(b[:2], face[:2]), 0, None))
                       for b in slot.boxes)
         assert covered >= 0.9 * 30 * 30, f"frame {slot.frame.index}: only {covered / 900:.0%} of the face is masked"
+
+
+
+def test_a_jump_to_another_face_keeps_the_guesses_of_the_frames_between() -> None:
+    """A tracker that swapped two faces at a detection reports a 36 px face's track at a 75 px face next to
+    it; the line between the two covers neither, so a frame leaving early keeps its guess box as well."""
+    look = LookAhead(frames=10, fps=25)
+    small = (360, 71, 396, 112)
+    look.push(frame(0), tracked((7, small, False, 2)))
+    look.push(frame(1), tracked((7, (372, 73, 415, 117), True, 2)))
+    look.push(frame(2), tracked((7, (397, 97, 472, 191), False, 3)))
+    held = look.release(lambda f: f.index <= 1)[1]
+    assert any((b[:2] <= small[:2]).all() and (b[2:] >= small[2:]).all() for b in held.boxes)
+
+
+def test_a_plausible_next_detection_replaces_the_guess() -> None:
+    """The same face found again close by: the interpolated box stands for the guess (no extra box)."""
+    look = LookAhead(frames=10, fps=25)
+    look.push(frame(0), tracked((7, (100, 100, 140, 140), False, 2)))
+    look.push(frame(1), tracked((7, (130, 130, 170, 170), True, 2)))
+    look.push(frame(2), tracked((7, (104, 104, 144, 144), False, 3)))
+    held = look.release(lambda f: f.index <= 1)[1]
+    assert len(held.boxes) == 2  # the coasting box and the interpolated one

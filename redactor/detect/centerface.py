@@ -16,8 +16,7 @@ import numpy as np
 import openvino as ov
 
 from redactor.detect.base import Detector, merge_union, nms, register
-from redactor.errors import ModelError
-from redactor.models import model_path
+from redactor.detect.runtime import core_for, read_model
 from redactor.types import Detections
 
 _OUTPUTS = ["537", "538", "539", "540"]
@@ -40,15 +39,11 @@ class CenterFaceDetector(Detector):
             raise ValueError("CenterFace scale must be between 0.1 and 4")
         self.threshold = threshold
         self.scale = scale
-        self._core = ov.Core()
+        self._core = core_for("centerface", models_dir)
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
-        try:
-            self._model = self._core.read_model(str(model_path("centerface", models_dir)))
-        except RuntimeError as exc:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise ModelError(f"OpenVINO could not load CenterFace: {reason}") from None
+        self._model = read_model(self._core, "centerface", models_dir)
         self._requests: dict[tuple[int, int], tuple[ov.InferRequest, list[ov.Output]]] = {}
 
     def _request(self, in_h: int, in_w: int) -> tuple[ov.InferRequest, list[ov.Output]]:

@@ -128,8 +128,21 @@ class LookAhead:
         span = index - start
         if span <= 1:
             return
+        same_face = self._plausible(first, box, span / self.fps)
         for slot in self._slots:
             if start < slot.frame.index < index:
                 a = (slot.frame.index - start) / span
                 slot.add(tid, first * (1 - a) + box * a)
-                slot.guessed.pop(tid, None)
+                if same_face:
+                    slot.guessed.pop(tid, None)
+
+    def _plausible(self, a: np.ndarray, b: np.ndarray, seconds: float) -> bool:
+        """Whether one face could have gone from box a to box b in `seconds`. A tracker that swapped two
+        faces at a detection hands us a jump to the other face; the line between them is then no guess
+        of either, so the frames in between keep their guesses too (a 40 px face turning back next to a
+        larger one leaked that way in a live test)."""
+        wa, wb = float(a[2] - a[0]), float(b[2] - b[0])
+        if not 0.67 <= wb / max(wa, 1.0) <= 1.5:
+            return False
+        moved = float(np.hypot(*((b[:2] + b[2:]) / 2 - (a[:2] + a[2:]) / 2)))
+        return moved <= max(wa, wb) * (1.0 + 5.0 * seconds)  # a walker crosses ~5 face widths a second

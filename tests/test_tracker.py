@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from redactor.track.kalman import KalmanBox
 from redactor.track.tracker import Tracker, iou_matrix
 from redactor.types import Detections
 
@@ -188,3 +189,25 @@ def test_union_merge_keeps_the_whole_face_when_a_tile_edge_truncates_it() -> Non
     merged = merge_union(Detections(np.array([truncated, whole, elsewhere]), [0.9, 0.6, 0.8]))
     assert sorted(merged.xyxy.tolist()) == [list(whole), list(elsewhere)]
     assert sorted(merged.confidence.tolist()) == pytest.approx([0.8, 0.9])
+
+
+def test_a_jump_restarts_the_motion_estimate_instead_of_flinging_it() -> None:
+    """A looped clip puts a 78 px face back 50 px away in one frame: read as motion that is 1250 px/s and
+    the coasting mask would fly off; the estimate restarts there at rest instead."""
+    kf = KalmanBox(np.array([78, 78, 156, 156], np.float32))
+    for _ in range(3):
+        kf.predict(0.04)
+        kf.update(np.array([78, 78, 156, 156], np.float32))
+    kf.predict(0.04)
+    kf.update(np.array([39, 64, 99, 124], np.float32))
+    assert kf.speed() == 0.0
+    np.testing.assert_allclose(kf.predict(0.5), [39, 64, 99, 124], atol=1e-3)
+
+
+def test_steady_walking_keeps_its_velocity() -> None:
+    """3 face widths a second, detected every frame: well inside the jump limit, so the speed is learnt."""
+    kf = KalmanBox(np.array([100, 100, 150, 150], np.float32))
+    for k in range(1, 20):
+        kf.predict(0.04)
+        kf.update(np.array([100 + 6 * k, 100, 150 + 6 * k, 150], np.float32))
+    assert kf.speed() == pytest.approx(150, rel=0.15)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 _H = np.hstack([np.eye(4), np.zeros((4, 4))])
+MAX_SPEED = 8.0  # face widths per second: a sprinter close to the camera; walkers cross ~3
 
 
 def xyxy_to_z(box: np.ndarray) -> np.ndarray:
@@ -26,11 +27,14 @@ class KalmanBox:
     """One face's motion estimate; `predict` advances it, `update` corrects it with a detection."""
 
     def __init__(self, box: np.ndarray) -> None:
-        z = xyxy_to_z(box)
+        self._start(xyxy_to_z(box))
+
+    def _start(self, z: np.ndarray) -> None:
         self.x = np.concatenate([z, np.zeros(4)])
         size = max(z[2], z[3], 4.0)
         # Position known to a tenth of the face; velocity unknown (walkers cross ~3 face widths per second).
         self.P = np.diag([(0.1 * size) ** 2] * 4 + [(3.0 * size) ** 2] * 4)
+        self._since_update = 0.0
 
     def predict(self, dt: float) -> np.ndarray:
         f = np.eye(8)
@@ -41,12 +45,23 @@ class KalmanBox:
         g = np.vstack([np.eye(4) * dt * dt / 2, np.eye(4) * dt])
         self.x = f @ self.x
         self.P = f @ self.P @ f.T + g @ g.T * q
+        self._since_update += dt
         self.x[2] = max(self.x[2], 1.0)
         self.x[3] = max(self.x[3], 1.0)
         return z_to_xyxy(self.x)
 
     def update(self, box: np.ndarray) -> np.ndarray:
+        """Correct with a detection; one further from the prediction than a face could have gone
+        (MAX_SPEED) restarts the estimate there, at rest: a jump is a face seen anew (a camera cut, a
+        looped clip, the tracker taking over a neighbour), and read as motion it would send the track's
+        prediction, and the mask that follows it, flying off at hundreds of pixels a second."""
         z = xyxy_to_z(box)
+        size = max(z[2], z[3], 4.0)
+        jump = float(np.hypot(*(z[:2] - self.x[:2])))
+        if jump > size * (0.25 + MAX_SPEED * self._since_update):
+            self._start(z)
+            return z_to_xyxy(self.x)
+        self._since_update = 0.0
         r = np.eye(4) * (0.05 * max(z[2], z[3], 4.0)) ** 2
         s = _H @ self.P @ _H.T + r
         k = self.P @ _H.T @ np.linalg.inv(s)

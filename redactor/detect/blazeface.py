@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from redactor.detect.base import Detector, register
 from redactor.detect.runtime import compile_file
+from redactor.track.tracker import iou_matrix
 from redactor.types import Detections
 
 
@@ -58,22 +59,18 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.
     its members, keeping the best score. Steadier boxes than plain NMS on a face several anchors fire on."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
-    areas = np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1)
+    overlap = iou_matrix(boxes, boxes)
     left = np.arange(len(boxes))
     out_boxes, out_scores = [], []
     while len(left):
         top = left[0]
-        lo = np.maximum(boxes[left, :2], boxes[top, :2])
-        hi = np.minimum(boxes[left, 2:], boxes[top, 2:])
-        inter = np.prod(np.maximum(hi - lo, 0), axis=1)
-        overlap = inter / np.maximum(areas[left] + areas[top] - inter, 1e-12)
-        cluster = left[overlap > iou]
-        cluster = cluster if len(cluster) else left[:1]
+        near = overlap[top, left] > iou
+        near[0] = True  # the best box is in its own cluster, even a degenerate one
+        cluster = left[near]
         weights = scores[cluster]
         out_boxes.append(weights @ boxes[cluster] / weights.sum())
         out_scores.append(scores[top])
-        left = left[overlap <= iou]
-        left = left[left != top]
+        left = left[~near]
     return np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32)
 
 

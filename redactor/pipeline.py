@@ -215,7 +215,8 @@ class Pipeline:
         # Detectors report down to the tracker's low band: a faint find may only extend a track, never start one.
         self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
-                                       centerface_scale=settings.centerface_scale, threads=inference_threads)
+                                       centerface_scale=settings.centerface_scale, threads=inference_threads,
+                                       start=settings.threshold)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ def test_crossing_faces_keep_their_ids() -> None:
 def test_low_score_detection_extends_but_never_starts_a_track() -> None:
     tracker = Tracker(hold_seconds=0.3, high=0.5, low=0.25)
     for k in range(5):
-        assert len(tracker.update(dets(box_at(10, 10), score=0.3), k / FPS)) == 0
+        assert len(tracker.update(dets(box_at(10, 10, 60), score=0.3), k / FPS)) == 0
     out = tracker.update(dets(box_at(100, 100), score=0.9), 0.5)
     assert out.tracker_id.tolist() == [1]
     for k in range(6, 16):
@@ -112,6 +112,34 @@ def test_low_score_detection_extends_but_never_starts_a_track() -> None:
     assert out.data["hits"].tolist() == [11]
     assert len(tracker.update(dets(box_at(100, 100), score=0.1), 1.6)) == 1
     assert len(tracker.update(dets(box_at(100, 100), score=0.1), 2.0)) == 0, "below low: not a detection"
+
+
+def test_small_faint_find_repeated_by_two_complete_passes_starts_a_track() -> None:
+    """A small face half outside the frame or half behind a pole scores under the start threshold
+    for seconds; the same faint find from two sweeps in a row is taken as a face."""
+    tracker = Tracker(high=0.5, low=0.25)
+    assert len(tracker.update(dets(box_at(0, 100, 16), score=0.3), 0.0)) == 0, "one faint find is not enough"
+    out = tracker.update(dets(box_at(3, 101, 17), score=0.3), 0.2)
+    assert out.tracker_id.tolist() == [1]
+    assert out.data["hits"].tolist() == [1], "a new track: the look-ahead backfills the frames before it"
+
+
+@pytest.mark.parametrize(("second", "detected", "why"), [
+    (box_at(40, 100, 16), True, "somewhere else"),
+    (box_at(0, 100, 30), True, "a different size"),
+    (box_at(0, 100, 16), False, "from a partial pass (whole-frame BlazeFace between sweeps)"),
+])
+def test_faint_finds_that_do_not_repeat_start_nothing(second: tuple, detected: bool, why: str) -> None:
+    tracker = Tracker(high=0.5, low=0.25)
+    tracker.update(dets(box_at(0, 100, 16), score=0.3), 0.0)
+    assert len(tracker.update(dets(second, score=0.3), 0.2, detected=detected)) == 0, why
+
+
+def test_large_faint_finds_start_nothing_however_often_they_repeat() -> None:
+    """Above repeat_below both detectors look; a faint find that keeps coming back there is clutter."""
+    tracker = Tracker(high=0.5, low=0.25, repeat_below=48)
+    for k in range(10):
+        assert len(tracker.update(dets(box_at(100, 100, 60), score=0.45), k * 0.2)) == 0
 
 
 def test_new_face_far_from_a_track_starts_its_own() -> None:

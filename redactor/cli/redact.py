@@ -33,7 +33,8 @@ _DEFAULTS = RedactSettings()
 @click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default=_DEFAULTS.detector, show_default=True,
               help="Small-face sweep detector (BlazeFace also runs on every whole frame): centerface, blazeface (tiled), ensemble (both).")
 @click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_DEFAULTS.threshold, show_default=True,
-              help="Detection confidence needed to start a track (half of it extends one).")
+              help="Detection confidence needed to start a track (half of it extends one; a faint find "
+                   "under 48 px that two sweeps repeat starts one too).")
 @click.option("--every", type=click.IntRange(1, 30), default=_DEFAULTS.every, show_default=True,
               help="Run the small-face sweep on every N-th frame; tracking and look-ahead cover the frames between.")
 @click.option("--tile", type=click.IntRange(0, 4096), default=_DEFAULTS.tile, show_default=True,

@@ -8,9 +8,9 @@ carry their masks in between.
 
 The sweep's finds start tracks from the user's threshold; the every-frame
 detector's only from a margin above it. Whole-frame BlazeFace calls large
-face-like things faces at scores up to 0.53 (an espresso cup in a background
-photo held a mask for most of a clip: 8% of its background), while real faces
-it finds score 0.64 or more in nine frames of ten; a face it scores lower is
+face-like things faces at scores up to 0.59 (an espresso cup in a background
+photo held a mask for most of a clip: 8% of its background), while faces of
+96 px and more score 0.64 or more in nine colour frames of ten; a face it scores lower is
 started by the next sweep, at most `period` frames later, and the look-ahead
 backfills the frames before.
 """

@@ -212,11 +212,11 @@ class Pipeline:
                  recogniser: Recogniser | None = None, inference_threads: int = 0) -> None:
         self.settings = settings
         self.recogniser = recogniser
-        # Detectors report down to the tracker's low band: a faint find may only extend a track, never start one.
+        # Detectors report down to the tracker's low band: a faint find extends a track and starts one only when
+        # small and repeated by the next sweep (Tracker.repeat_below).
         self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
-                                       centerface_scale=settings.centerface_scale, threads=inference_threads,
-                                       start=settings.threshold)
+                                       centerface_scale=settings.centerface_scale, threads=inference_threads)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:

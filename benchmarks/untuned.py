@@ -87,20 +87,27 @@ def table(rows: list[dict]) -> str:
 
 @click.command()
 @click.option("--flags", default="", help="redactor redact flags to test, e.g. '--thorough' (default: none).")
+@click.option("--scene", "only", multiple=True, metavar="PRESET:SEED",
+              help="Score only these scenes, e.g. walkers_720p:1 (repeatable; default: all).")
+@click.option("--variant", type=click.Choice(["both", "colour", "ir"]), default="both", show_default=True,
+              help="Colour, night IR or both.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every figure and command as JSON.")
-def main(flags: str, json_path: Path | None) -> None:
+def main(flags: str, only: tuple[str, ...], variant: str, json_path: Path | None) -> None:
     """Score redactor on every untuned scene, colour and night IR; print a Markdown table."""
     rows = []
     for preset, seed in SCENES:
-        for ir in (False, True):
+        if only and f"{preset}:{seed}" not in only:
+            continue
+        for ir in {"both": (False, True), "colour": (False,), "ir": (True,)}[variant]:
             spec = PRESETS[preset](seed)
             name = f"untuned_{preset}_seed{seed}{'_ir' if ir else ''}"
             rows.append(measure(night_ir(spec) if ir else spec, name, shlex.split(flags)))
             click.echo(f"{name}: done", err=True)
     click.echo(table(rows))
     if json_path is not None:
-        json_path.write_text(json.dumps({"machine": machine(), "flags": flags, "rows": rows}, indent=1))
+        json_path.write_text(json.dumps({"machine": machine(), "flags": flags, "scenes": list(only) or "all",
+                                         "variant": variant, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class RedactSettings:
     shape: str = "ellipse"
     mask_scale: float = 1.5
     hold_seconds: float = 1.0
-    lookahead_seconds: float = 0.5
+    lookahead_seconds: float = 1.0
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
     def __post_init__(self) -> None:
@@ -216,7 +216,8 @@ class Pipeline:
         # small and repeated by the next sweep (Tracker.repeat_below).
         self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
-                                       centerface_scale=settings.centerface_scale, threads=inference_threads)
+                                       centerface_scale=settings.centerface_scale, threads=inference_threads,
+                                       start=settings.threshold)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:

@@ -166,3 +166,50 @@ def test_a_plausible_next_detection_replaces_the_guess() -> None:
     look.push(frame(2), tracked((7, (104, 104, 144, 144), False, 3)))
     held = look.release(lambda f: f.index <= 1)[1]
     assert len(held.boxes) == 2  # the coasting box and the interpolated one
+
+
+def walk(buffer: LookAhead, size: float, first_found: int, second_found: int, frames: int,
+         step: float = -8.0) -> tuple[dict[int, Slot], dict[int, np.ndarray]]:
+    """A face `size` px wide walking `step` px per frame from x = 1200; detected only at the two given frames
+    (first hit, second hit), coasting in between and after."""
+    faces = {k: np.array([1200 + step * k, 300.0, 1200 + step * k + size, 300.0 + size], np.float32)
+             for k in range(frames)}
+    released: list[Slot] = []
+    for k in range(frames):
+        if k < first_found:
+            seen = tracked()
+        elif k in (first_found, second_found):
+            seen = tracked((5, tuple(faces[k]), False, 1 if k == first_found else 2))
+        else:
+            seen = tracked((5, tuple(faces[k] + np.array([-4, -4, 4, 4])), True, 1))
+        released += buffer.push(frame(k), seen)
+    released += buffer.flush()
+    return {s.frame.index: s for s in released}, faces
+
+
+def test_a_small_face_found_late_is_painted_back_along_its_motion() -> None:
+    """A 26 px face walking 8 px a frame (a walker, ~8 face widths a second) is first found 15 frames after
+    it came into view: once its second detection gives the motion, every held frame before the first gets
+    a box on the face, where the isotropic margin (one face width a second) reaches only the last frames."""
+    slots, faces = walk(LookAhead(25, 25.0), 26.0, first_found=15, second_found=20, frames=30)
+    for k in range(15):
+        assert any(contains(b, faces[k]) for b in slots[k].boxes), f"frame {k}: the face is not under a box"
+    for k in range(3):  # over 0.5 s before the first detection: only the box moved back along the motion
+        (box,) = slots[k].boxes
+        back = (15 - k) / 25.0
+        assert box[2] - box[0] <= 26.0 * (1 + back) + 0.01, f"frame {k}: margin over half a face width a second"
+
+
+def test_paint_back_waits_for_a_second_detection_far_enough_apart() -> None:
+    """One frame apart, a box's jitter would be read as motion: nothing is painted back from that pair."""
+    slots, faces = walk(LookAhead(25, 25.0), 26.0, first_found=15, second_found=16, frames=18)
+    assert all(slots[k].boxes == [] for k in range(0, 2)), "frames over 0.5 s before the first detection"
+    assert not any(contains(b, faces[3]) for b in slots[3].boxes)
+
+
+def test_large_faces_are_painted_back_briefly_and_not_along_their_motion() -> None:
+    """A 120 px face is seen by the every-frame detector as soon as it shows: its first box goes back 0.2 s
+    (5 frames at 25 fps), not 0.5 s, and no motion is painted back."""
+    slots, _ = walk(LookAhead(25, 25.0), 120.0, first_found=15, second_found=20, frames=30)
+    assert all(slots[k].boxes == [] for k in range(10)), "painted back more than 0.2 s"
+    assert all(slots[k].owners == [5] for k in range(10, 15))

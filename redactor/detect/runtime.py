@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import openvino as ov
 
 from redactor.errors import ModelError
 from redactor.models import model_path, models_dir, spec_for
 
 CACHE_SUBDIR = "openvino-cache"
+
+# OpenVINO's bindings set up their NumPy bridge (pybind11's npy_api) on first use, under a call_once that
+# deadlocks when two threads reach it together: two cameras' detectors warming up at the same moment hung
+# `redactor serve` at start in 2 runs of 9 (both threads waiting in InferRequest.infer). Crossing the bridge
+# once here, while the first import holds the interpreter alone, leaves no first use to race for.
+ov.Tensor(np.zeros(1, np.float32))
 
 
 def core_for(name: str, models: str | os.PathLike[str] | None = None) -> ov.Core:

@@ -10,6 +10,18 @@ leaves that way also gets the last detected box grown by how far the face could
 have gone since, in any direction, since constant velocity is wrong for a face
 that stops or turns back. (Doing the same for tracks lost for longer than a
 file's look-ahead cost 0.15-0.8 points of background on our clips.)
+
+A walker crosses up to ~9 face widths a second whatever the distance, so a
+small face, which only the periodic sweep can see, is often found only after
+walking a long way into the picture. The margin painted back at a track's
+start grows about one face width a second (more cost the background
+everywhere; RESULTS.md), far too slowly for that. Once a small face's track
+has a second detection a sweep period or so after its first, its motion is
+known: frames held from before its first detection get the first box moved
+back along that motion (with a margin growing half a face width a second), so
+the face is masked where it was, not only near where it was first found.
+Larger faces are found by the every-frame detector as soon as they show, and
+painting them back a whole second cost 0.4-0.8 points of background.
 """
 
 from __future__ import annotations
@@ -47,17 +59,34 @@ class Slot:
         self.owners.append(owner)
 
 
-class LookAhead:
-    """frames: how many frames are held back (0 disables backfill); speed: assumed face speed in face widths per second."""
+BACKFILL_SECONDS = 0.5
+"""How far back a new track's first box is painted before its motion is known."""
+LARGE_FACE = 96.0
+LARGE_BACKFILL_SECONDS = 0.2
+"""Faces of LARGE_FACE px and more score 0.64 or more in whole-frame BlazeFace nine frames in ten and the
+sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
+something, or turned), so its first box is painted back only this far. A half-second margin around faces
+that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
+MOTION_SPAN_SECONDS = 0.15
+"""Two detections at least this far apart give a motion to paint back along (one frame apart, a box's
+jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
 
-    def __init__(self, frames: int, fps: float, speed: float = 1.0) -> None:
+
+class LookAhead:
+    """frames: how many frames are held back (0 disables backfill); speed: assumed face speed in face widths
+    per second while a new track's motion is unknown; paint_below: tracks whose first box is smaller than
+    this (px) are painted back along their motion (whole-frame BlazeFace finds no face under 48 px)."""
+
+    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = 48.0) -> None:
         if frames < 0:
             raise ValueError("look-ahead must be >= 0 frames")
         self.frames = frames
         self.fps = max(fps, 1e-3)
         self.speed = speed
+        self.paint_below = paint_below
         self._slots: deque[Slot] = deque()
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
+        self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
 
     def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
         """Add one frame and its tracked boxes; return the slots that are now final."""
@@ -74,13 +103,19 @@ class LookAhead:
                 if tid in self._last_detected:
                     slot.guessed[tid] = (*self._last_detected[tid], float(speed))
                 continue
+            box = np.asarray(box, np.float32)
             if n == 1:
-                self._backfill(tid, np.asarray(box, np.float32), frame.index)
+                self._backfill(tid, box, frame.index)
+                if max(box[2] - box[0], box[3] - box[1]) < self.paint_below:
+                    self._first[tid] = (frame.index, box)
             elif tid in self._last_detected:
-                self._interpolate(tid, np.asarray(box, np.float32), frame.index)
-            self._last_detected[tid] = (frame.index, np.asarray(box, np.float32))
+                self._interpolate(tid, box, frame.index)
+            if tid in self._first and frame.index - self._first[tid][0] >= MOTION_SPAN_SECONDS * self.fps:
+                self._paint_back(tid, box, frame.index)
+            self._last_detected[tid] = (frame.index, box)
         live = set(slot.tracks)
         self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
+        self._first = {k: v for k, v in self._first.items() if k in live}
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.frames:
@@ -104,6 +139,7 @@ class LookAhead:
         ready = list(self._slots)
         self._slots.clear()
         self._last_detected.clear()
+        self._first.clear()
         return ready
 
     def _settle(self, slot: Slot) -> Slot:
@@ -118,10 +154,27 @@ class LookAhead:
 
     def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
         size = float(max(box[2] - box[0], box[3] - box[1]))
+        reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
         for slot in self._slots:
             gap = (index - slot.frame.index) / self.fps
-            m = min(size, size * self.speed * gap)
-            slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
+            if gap <= reach:
+                m = min(size, size * self.speed * gap)
+                slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
+
+    def _paint_back(self, tid: int, box: np.ndarray, index: int) -> None:
+        """Move the track's first box back along the motion from it to `box`, over every held frame before it."""
+        start, first = self._first.pop(tid)
+        span = index - start
+        if not self._plausible(first, box, span / self.fps):
+            return
+        size = float(max(first[2] - first[0], first[3] - first[1]))
+        step = ((box[:2] + box[2:]) - (first[:2] + first[2:])) / 2 / span
+        for slot in self._slots:
+            back = start - slot.frame.index
+            if back > 0:
+                m = 0.5 * size * back / self.fps
+                shift = -step * back
+                slot.add(tid, first + np.array([shift[0] - m, shift[1] - m, shift[0] + m, shift[1] + m], np.float32))
 
     def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
         start, first = self._last_detected[tid]

@@ -71,6 +71,14 @@ def measure(spec: ClipSpec, name: str, flags: list[str]) -> dict:
             "background_changed": scored.background_changed}
 
 
+def parse_scene(text: str) -> tuple[str, int]:
+    preset, _, seed = text.partition(":")
+    if preset not in PRESETS or not seed.isdigit():
+        raise click.BadParameter(f"{text!r}: expected PRESET:SEED with PRESET one of {', '.join(PRESETS)}",
+                                 param_hint="--scene")
+    return preset, int(seed)
+
+
 def table(rows: list[dict]) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
@@ -88,7 +96,8 @@ def table(rows: list[dict]) -> str:
 @click.command()
 @click.option("--flags", default="", help="redactor redact flags to test, e.g. '--thorough' (default: none).")
 @click.option("--scene", "only", multiple=True, metavar="PRESET:SEED",
-              help="Score only these scenes, e.g. walkers_720p:1 (repeatable; default: all).")
+              help="Score these scenes instead, e.g. walkers_720p:1 or a held-out seed such as walkers_720p:5 "
+                   "(repeatable; default: crowd seeds 1-3 and walkers seeds 0-3).")
 @click.option("--variant", type=click.Choice(["both", "colour", "ir"]), default="both", show_default=True,
               help="Colour, night IR or both.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -96,9 +105,7 @@ def table(rows: list[dict]) -> str:
 def main(flags: str, only: tuple[str, ...], variant: str, json_path: Path | None) -> None:
     """Score redactor on every untuned scene, colour and night IR; print a Markdown table."""
     rows = []
-    for preset, seed in SCENES:
-        if only and f"{preset}:{seed}" not in only:
-            continue
+    for preset, seed in [parse_scene(text) for text in only] or SCENES:
         for ir in {"both": (False, True), "colour": (False,), "ir": (True,)}[variant]:
             spec = PRESETS[preset](seed)
             name = f"untuned_{preset}_seed{seed}{'_ir' if ir else ''}"

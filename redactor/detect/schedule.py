@@ -10,8 +10,8 @@ An every-frame find that scores just above the start threshold is checked at
 once by the sweep detector on a crop around it. Whole-frame BlazeFace calls
 large face-like things faces at 0.50-0.59 (an espresso cup in a background
 photo held a mask for most of a clip: 8% of its background); CenterFace scores
-those under 0.03 on the crop, and every real face BlazeFace scored in that band
-0.74 or more (RESULTS.md). A find the check does not confirm is reported just
+those under 0.03 on the crop, and none of 48 real faces BlazeFace scored in that
+band under 0.25 (RESULTS.md). A find the check does not confirm is reported just
 under the start threshold: it still extends a track, it starts none. Checking
 on the same frame, instead of waiting for the next sweep, is what keeps a face
 that BlazeFace is unsure of masked from its first frame in a live stream.

@@ -213,7 +213,7 @@ class Pipeline:
         self.settings = settings
         self.recogniser = recogniser
         # Detectors report down to the tracker's low band: a faint find extends a track and starts one only when
-        # small and repeated by the next sweep (Tracker.repeat_below).
+        # small and repeated by the next sweep (Tracker.small_below).
         self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
                                        centerface_scale=settings.centerface_scale, threads=inference_threads,

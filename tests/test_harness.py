@@ -306,7 +306,11 @@ def test_specs_refuse_bad_values() -> None:
 
 RULE_CASES = [
     # (clip, edit, only faces at least this wide, share of face-frames called PROTECTED)
-    *[(clip, unchanged, 0, 0.0) for clip in ("tiny", "small", "small_night")],  # a crf 23 re-encode is CLEAR
+    *[(clip, unchanged, 0, 0.0) for clip in ("tiny", "small")],  # a crf 23 re-encode is CLEAR
+    # In night-IR grain a re-encoded 12-16 px face keeps a correlation of 0.82-0.88, near the 0.75 line, and
+    # x264's output here varies from run to run (two encodes of the same frames differ by up to 22 levels):
+    # one face-frame in 80 was once called PROTECTED. No target is scored below 16 px.
+    ("small_night", unchanged, 16, 0.0),
     *[(clip, blur_left_half, 0, 0.0) for clip in ("tiny", "small")],  # half a face is a face
     # Noise hides nothing: the correlation drops but the detail is all there.
     ("tiny", noise_boxes(50), 0, 0.0),

@@ -29,6 +29,7 @@ from redactor.errors import InputError, OutputError, ProcessingError
 from redactor.media.sink import VideoSink
 from redactor.media.source import rgb_upright
 from redactor.pipeline import RedactSettings
+from redactor.track.tracker import SMALL_HOLD_FACTOR
 from redactor.types import Frame
 
 _START_TOLERANCE = Fraction(1, 1000)
@@ -67,8 +68,9 @@ class Chunk:
 
 
 def overlap_seconds(settings: RedactSettings, fps: float) -> float:
-    """Enough context on each side of a seam for hold, look-ahead and the next small-face sweep."""
-    return settings.hold_seconds + settings.lookahead_seconds + settings.every / fps
+    """Enough context on each side of a seam for hold (a small face's, the longest), look-ahead and the next
+    small-face sweep."""
+    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.lookahead_seconds + settings.every / fps
 
 
 def probe(path: Path) -> Probe:

@@ -51,7 +51,8 @@ _DEFAULTS = RedactSettings()
 @click.option("--mask-scale", type=click.FloatRange(1.0, 4.0), default=_DEFAULTS.mask_scale, show_default=True,
               help="Mask size relative to the detected face box.")
 @click.option("--hold", "hold_seconds", type=click.FloatRange(0.0, 10.0), default=_DEFAULTS.hold_seconds,
-              show_default=True, help="Seconds a face stays masked after it was last detected.")
+              show_default=True, help="Seconds a face stays masked after it was last detected (twice that for faces "
+                                      "under 48 px, which only the small-face sweep sees).")
 @click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0),
               default=_DEFAULTS.lookahead_seconds, show_default=True,
               help="Seconds of frames held back so a newly found face is masked before it was found too.")

@@ -17,6 +17,8 @@ from redactor.track.kalman import KalmanBox
 from redactor.types import Detections
 
 _NO_MATCH = 1e6
+SMALL_HOLD_FACTOR = 2.0
+"""How many times `hold_seconds` a track of a face under `small_below` px is held."""
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,24 +48,28 @@ class Tracker:
     hold_seconds: how long a track is still masked after its last detection.
     high / low: detections >= high may start tracks; those in [low, high) only
     extend existing ones (a faint face next to where a face just was is that face).
-    repeat_below: a faint find smaller than this many pixels that two complete
-    detection passes in a row report at the same place starts a track too. Small
-    faces half outside the frame or half hidden (behind a pole) score under
-    `high` for seconds; larger faint finds are left to extend tracks only, since
-    at that size both detectors look and the faint ones that repeat are clutter
-    (repeated faint finds of any size changed 9.0% of a crowd clip's background
-    instead of 0.7%; below 48 px, no more than before: RESULTS.md).
+    small_below: faces smaller than this many pixels are seen only by the
+    periodic sweep, so the tracker gives them more patience in two ways. A faint
+    find that small that two complete detection passes in a row report at the
+    same place starts a track: small faces half outside the frame or half hidden
+    (behind a pole) score under `high` for seconds; larger faint finds only
+    extend tracks, since at that size both detectors look and the faint ones
+    that repeat are clutter (repeated faint finds of any size changed 9.0% of a
+    crowd clip's background instead of 0.7%; below 48 px, no more than before:
+    RESULTS.md). And a small face's track is held SMALL_HOLD_FACTOR times
+    `hold_seconds`: a 25 px face in night-IR noise went unfound for 1.8 s
+    between two runs of detections, and its track had ended after 1 s.
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
-                 match_gate: float = 1.0, repeat_below: float = 48.0) -> None:
+                 match_gate: float = 1.0, small_below: float = 48.0) -> None:
         if hold_seconds < 0 or not 0 <= low <= high <= 1:
             raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
         self.hold_seconds = hold_seconds
         self.high = high
         self.low = low
         self.match_gate = match_gate
-        self.repeat_below = repeat_below
+        self.small_below = small_below
         self.reset()
 
     def reset(self) -> None:
@@ -105,7 +111,7 @@ class Tracker:
             starters = [di for di in high if di not in claimed]
             if detected:
                 size = np.maximum(detections.widths, detections.heights)
-                faint = [di for di in low if di not in claimed and size[di] < self.repeat_below]
+                faint = [di for di in low if di not in claimed and size[di] < self.small_below]
                 starters += [di for di in faint if _repeats(detections.xyxy[di], self._faint)]
                 self._faint = detections.xyxy[faint].reshape(-1, 4).astype(np.float32)
             for di in starters:
@@ -114,7 +120,7 @@ class Tracker:
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
                 self._next_id += 1
-        keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self.hold_seconds]
+        keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self._hold(tr)]
         boxes, ids, coasting, hits, speeds = [], [], [], [], []
         for k in keep:
             tr = self._tracks[k]
@@ -132,6 +138,11 @@ class Tracker:
         conf = np.ones(len(boxes), np.float32)
         return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
                           data={"hits": np.array(hits), "speed": np.array(speeds)})
+
+    def _hold(self, track: _Track) -> float:
+        box = track.last_box
+        small = max(box[2] - box[0], box[3] - box[1]) < self.small_below
+        return self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
 
     def _associate(self, tracks: list[np.ndarray], sigmas: list[float], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain

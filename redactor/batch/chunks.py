@@ -1,7 +1,7 @@
 """Long recordings: split at keyframes, redact the chunks apart, join them back losslessly and frame-exact.
 
 Each chunk owns the frames in [start, end) and decodes [start - overlap, end +
-overlap], with overlap >= hold + look-ahead + one sweep interval: every face
+overlap], with overlap >= the longest hold (a small face's) + look-ahead + one sweep interval: every face
 detection that could mask one of its own frames in a whole-file run (a track held
 from before the seam, a face found after the seam and painted back by the
 look-ahead) is therefore seen by the chunk too, so tracks are continuous across

@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from redactor.track.tracker import SMALL_FACE
 from redactor.types import Detections, Frame
 
 
@@ -75,9 +76,9 @@ jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
 class LookAhead:
     """frames: how many frames are held back (0 disables backfill); speed: assumed face speed in face widths
     per second while a new track's motion is unknown; paint_below: tracks whose first box is smaller than
-    this (px) are painted back along their motion (whole-frame BlazeFace finds no face under 48 px)."""
+    this (px), which only the sweep sees, are painted back along their motion."""
 
-    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = 48.0) -> None:
+    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE) -> None:
         if frames < 0:
             raise ValueError("look-ahead must be >= 0 frames")
         self.frames = frames

@@ -17,6 +17,8 @@ from redactor.track.kalman import KalmanBox
 from redactor.types import Detections
 
 _NO_MATCH = 1e6
+SMALL_FACE = 48.0
+"""Faces narrower than this (px) only the periodic sweep sees: whole-frame BlazeFace finds none."""
 SMALL_HOLD_FACTOR = 2.0
 """How many times `hold_seconds` a track of a face under `small_below` px is held."""
 
@@ -62,7 +64,7 @@ class Tracker:
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
-                 match_gate: float = 1.0, small_below: float = 48.0) -> None:
+                 match_gate: float = 1.0, small_below: float = SMALL_FACE) -> None:
         if hold_seconds < 0 or not 0 <= low <= high <= 1:
             raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
         self.hold_seconds = hold_seconds

@@ -200,6 +200,24 @@ def test_a_small_face_found_late_is_painted_back_along_its_motion() -> None:
         assert box[2] - box[0] <= 26.0 * (1 + back) + 0.01, f"frame {k}: margin over half a face width a second"
 
 
+def test_a_track_that_starts_with_its_motion_is_painted_back_along_it_at_once() -> None:
+    """The tracker starts a faint walker's track with the motion its earlier faint finds gave: every held
+    frame gets the box moved back along it on that frame, before any second detection."""
+    buffer = LookAhead(25, 25.0)
+    released: list[Slot] = []
+    for k in range(25):
+        released += buffer.push(frame(k), tracked())
+    start = Detections(np.array([[1030, 250, 1052, 272]], np.float32), np.ones(1, np.float32), np.array([1]),
+                       np.array([False]), detector="tracker",
+                       data={"hits": np.array([1]), "velocity": np.array([[-200.0, 0.0]])})
+    released += buffer.push(frame(25), start)
+    (first,) = released
+    assert first.frame.index == 0
+    (box,) = first.boxes
+    assert box[0] <= 1030 + 200 <= box[2] - 22, "frame 0: the face walked 1 s (200 px) to where it was found"
+    assert box[2] - box[0] <= 22 * 2 + 0.01, "margin half a face width a second each way"
+
+
 def test_paint_back_waits_for_a_second_detection_far_enough_apart() -> None:
     """One frame apart, a box's jitter would be read as motion: nothing is painted back from that pair."""
     slots, faces = walk(LookAhead(25, 25.0), 26.0, first_found=15, second_found=16, frames=18)

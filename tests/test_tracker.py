@@ -145,6 +145,42 @@ def test_faint_finds_that_do_not_repeat_start_nothing(second: tuple, detected: b
     assert len(tracker.update(dets(second, score=0.3), 0.2, detected=detected)) == 0, why
 
 
+def walker_finds(tracker: Tracker, xs: list[float], times: list[float], size: float = 22.0) -> Detections:
+    """Faint finds of a small face at sweeps; returns the tracker's output after the last."""
+    out = Detections.empty()
+    for x, t in zip(xs, times):
+        out = tracker.update(dets(box_at(x, 250, size), score=0.31), t)
+    return out
+
+
+def test_a_faint_walker_seen_on_a_steady_line_starts_a_track_with_its_motion() -> None:
+    """A distant walker in night-IR noise (walkers seed 4): 0.31-0.33 at three sweeps in 0.6 s, 1.5-3 face
+    widths apart, none at the sweeps between; the third find starts a track moving at the walker's pace."""
+    tracker = Tracker(high=0.5, low=0.25)
+    assert len(walker_finds(tracker, [1230, 1110], [0.4, 1.0])) == 0, "two finds are not yet a line"
+    for t in (1.2, 1.4):
+        assert len(tracker.update(Detections.empty(), t)) == 0
+    out = tracker.update(dets(box_at(1030, 250, 22), score=0.31), 1.4)
+    assert out.tracker_id.tolist() == [1]
+    assert out.data["hits"].tolist() == [1]
+    np.testing.assert_allclose(out.data["velocity"][0], [-200, 0], atol=1)
+
+
+@pytest.mark.parametrize(("xs", "why"), [
+    ([1230, 1150, 1030], "the middle find is off the steady line (the walker would have stopped and sprinted)"),
+    ([1230, 1050, 930], "faster than a walker: 14 box widths a second"),
+    ([1230, 1110, 1030, 950][:2] + [1230], "back where it was after half a second"),
+])
+def test_faint_finds_off_a_walkers_line_start_nothing(xs: list[float], why: str) -> None:
+    tracker = Tracker(high=0.5, low=0.25)
+    assert len(walker_finds(tracker, xs, [0.4, 1.0, 1.4])) == 0, why
+
+
+def test_faint_walker_finds_too_long_ago_are_forgotten() -> None:
+    tracker = Tracker(high=0.5, low=0.25)
+    assert len(walker_finds(tracker, [1300, 1230, 1110], [0.0, 0.4, 1.5])) == 0, "the first find is 1.5 s old"
+
+
 def test_large_faint_finds_start_nothing_however_often_they_repeat() -> None:
     """Above small_below both detectors look; a faint find that keeps coming back there is clutter."""
     tracker = Tracker(high=0.5, low=0.25, small_below=48)
@@ -238,7 +274,7 @@ def test_a_jump_restarts_the_motion_estimate_instead_of_flinging_it() -> None:
         kf.update(np.array([78, 78, 156, 156], np.float32))
     kf.predict(0.04)
     kf.update(np.array([39, 64, 99, 124], np.float32))
-    assert kf.speed() == 0.0
+    assert not kf.velocity().any()
     np.testing.assert_allclose(kf.predict(0.5), [39, 64, 99, 124], atol=1e-3)
 
 
@@ -248,4 +284,4 @@ def test_steady_walking_keeps_its_velocity() -> None:
     for k in range(1, 20):
         kf.predict(0.04)
         kf.update(np.array([100 + 6 * k, 100, 150 + 6 * k, 150], np.float32))
-    assert kf.speed() == pytest.approx(150, rel=0.15)
+    assert np.hypot(*kf.velocity()) == pytest.approx(150, rel=0.15)

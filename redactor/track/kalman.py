@@ -26,8 +26,10 @@ def z_to_xyxy(z: np.ndarray) -> np.ndarray:
 class KalmanBox:
     """One face's motion estimate; `predict` advances it, `update` corrects it with a detection."""
 
-    def __init__(self, box: np.ndarray) -> None:
+    def __init__(self, box: np.ndarray, velocity: tuple[float, float] = (0.0, 0.0)) -> None:
+        """velocity: the centre's motion (px/s) where it is already known, e.g. from faint finds before."""
         self._start(xyxy_to_z(box))
+        self.x[4:6] = velocity
 
     def _start(self, z: np.ndarray) -> None:
         self.x = np.concatenate([z, np.zeros(4)])
@@ -77,6 +79,6 @@ class KalmanBox:
         """One standard deviation of the centre estimate, in pixels."""
         return float(np.sqrt(max(self.P[0, 0], self.P[1, 1])))
 
-    def speed(self) -> float:
-        """The centre's estimated speed, in pixels per second."""
-        return float(np.hypot(self.x[4], self.x[5]))
+    def velocity(self) -> np.ndarray:
+        """The centre's estimated motion, in pixels per second."""
+        return self.x[4:6].astype(np.float32)

@@ -21,6 +21,13 @@ SMALL_FACE = 48.0
 """Faces narrower than this (px) only the periodic sweep sees: whole-frame BlazeFace finds none."""
 SMALL_HOLD_FACTOR = 2.0
 """How many times `hold_seconds` a track of a face under `small_below` px is held."""
+WALK_SPEED = 12.0
+"""Detector box widths per second a walker crosses at most, whatever the distance: 1.4 m/s is ~9 widths of
+a 15 cm face, and a detector's box is ~0.85 of the face; the walkers scene's fastest move ~11."""
+CHAIN_SECONDS = 1.0
+"""How long small faint finds are remembered, to see a walker's earlier steps in them."""
+CHAIN_TOLERANCE = 0.5
+"""How far (in face sizes) the middle find of three may sit from the straight, steady line through the others."""
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,9 +65,14 @@ class Tracker:
     extend tracks, since at that size both detectors look and the faint ones
     that repeat are clutter (repeated faint finds of any size changed 9.0% of a
     crowd clip's background instead of 0.7%; below 48 px, no more than before:
-    RESULTS.md). And a small face's track is held SMALL_HOLD_FACTOR times
-    `hold_seconds`: a 25 px face in night-IR noise went unfound for 1.8 s
-    between two runs of detections, and its track had ended after 1 s.
+    RESULTS.md). A small faint find also starts a track when it extends a straight,
+    steady line through two earlier ones of its size within CHAIN_SECONDS, at no
+    more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
+    three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
+    in; the track then starts with that motion. And a small face's track is held
+    SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px face in night-IR noise went
+    unfound for 1.8 s between two runs of detections, and its track had ended
+    after 1 s.
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
@@ -78,7 +90,7 @@ class Tracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._time: float | None = None
-        self._faint = np.zeros((0, 4), np.float32)
+        self._faint: list[tuple[float, np.ndarray]] = []  # (time, small faint finds) of recent complete passes
 
     def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
         """Advance to time `t` (seconds) and fold in this frame's detections.
@@ -110,20 +122,26 @@ class Tracker:
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
-            starters = [di for di in high if di not in claimed]
+            starters = {di: np.zeros(2) for di in high if di not in claimed}
             if detected:
                 size = np.maximum(detections.widths, detections.heights)
                 faint = [di for di in low if di not in claimed and size[di] < self.small_below]
-                starters += [di for di in faint if _repeats(detections.xyxy[di], self._faint)]
-                self._faint = detections.xyxy[faint].reshape(-1, 4).astype(np.float32)
-            for di in starters:
+                previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
+                for di in faint:
+                    walk = _walked(detections.xyxy[di], t, self._faint)
+                    if walk is not None or _repeats(detections.xyxy[di], previous):
+                        starters[di] = np.zeros(2) if walk is None else walk
+                self._remember_faint(t, detections.xyxy[faint])
+            for di, velocity in starters.items():
                 box = np.asarray(detections.xyxy[di], np.float32)
-                self._tracks.append(_Track(self._next_id, KalmanBox(box), box, t))
+                self._tracks.append(_Track(self._next_id, KalmanBox(box, tuple(velocity)), box, t))
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
                 self._next_id += 1
+        elif detected:
+            self._remember_faint(t, np.zeros((0, 4), np.float32))
         keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self._hold(tr)]
-        boxes, ids, coasting, hits, speeds = [], [], [], [], []
+        boxes, ids, coasting, hits, velocities = [], [], [], [], []
         for k in keep:
             tr = self._tracks[k]
             if k in matched:
@@ -133,13 +151,17 @@ class Tracker:
             ids.append(tr.id)
             coasting.append(k not in matched)
             hits.append(tr.hits)
-            speeds.append(tr.kf.speed())
+            velocities.append(tr.kf.velocity())
         self._tracks = [self._tracks[k] for k in keep]
         if not boxes:
             return Detections.empty("tracker")
         conf = np.ones(len(boxes), np.float32)
         return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
-                          data={"hits": np.array(hits), "speed": np.array(speeds)})
+                          data={"hits": np.array(hits), "velocity": np.array(velocities)})
+
+    def _remember_faint(self, t: float, boxes: np.ndarray) -> None:
+        self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS]
+        self._faint.append((t, np.asarray(boxes, np.float32).reshape(-1, 4)))
 
     def _hold(self, track: _Track) -> float:
         box = track.last_box
@@ -175,6 +197,28 @@ def _repeats(box: np.ndarray, earlier: np.ndarray) -> bool:
     sizes = np.maximum(earlier[:, 2] - earlier[:, 0], earlier[:, 3] - earlier[:, 1])
     dist = np.linalg.norm((earlier[:, :2] + earlier[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
     return bool(np.any((dist <= size) & (sizes < 1.5 * size) & (sizes * 1.5 > size)))
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (np.asarray(box[:2], np.float64) + np.asarray(box[2:], np.float64)) / 2
+
+
+def _walked(box: np.ndarray, t: float, history: list[tuple[float, np.ndarray]]) -> np.ndarray | None:
+    """The motion (px/s) of a faint find that extends a straight, steady line through two earlier faint
+    finds of its size at walking pace, from the earliest such find; None if it extends none."""
+    size = float(max(box[2] - box[0], box[3] - box[1], 1.0))
+    steps = [(tf, b) for tf, boxes in history for b in boxes
+             if tf < t and size / 1.5 < max(b[2] - b[0], b[3] - b[1]) < 1.5 * size]
+    here = _centre(box)
+    for i, (ta, a) in enumerate(steps):
+        velocity = (here - _centre(a)) / (t - ta)
+        if np.hypot(*velocity) > WALK_SPEED * size:
+            continue
+        for tb, b in steps[i + 1:]:
+            on_line = _centre(a) + velocity * (tb - ta)
+            if ta < tb and np.hypot(*(_centre(b) - on_line)) <= CHAIN_TOLERANCE * size:
+                return velocity
+    return None
 
 
 def _widen(box: np.ndarray, sigma: float) -> np.ndarray:

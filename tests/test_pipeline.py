@@ -293,6 +293,43 @@ def test_unsure_every_frame_finds_start_tracks_only_where_the_sweep_detector_con
     assert (score_at[650], score_at[400]) == pytest.approx((0.7, 0.3))
 
 
+class UnsureSweep(Detector):
+    """The real sweep detector, whose finds on whole frames all score 0.55 (unsure), plus fixed extra finds;
+    on the second opinion's crops it is left as it is."""
+
+    name = "unsure"
+
+    def __init__(self, sweep: Detector, frame_shape: tuple[int, ...], extra: list[tuple[float, ...]]) -> None:
+        self.sweep, self.frame_shape, self.extra = sweep, frame_shape, extra
+
+    def detect(self, image: np.ndarray) -> Detections:
+        found = self.sweep.detect(image)
+        if image.shape != self.frame_shape:
+            return found
+        boxes = np.concatenate([found.xyxy, np.array(self.extra, np.float32).reshape(-1, 4)])
+        return Detections(boxes, np.full(len(boxes), 0.55, np.float32), detector=self.name)
+
+
+def test_unsure_large_sweep_finds_start_tracks_only_where_a_scaled_down_crop_confirms_them(
+        pipeline: Pipeline) -> None:
+    """In night-IR noise CenterFace called noise a 130-156 px face at 0.50-0.51 on four clips; on a crop
+    scaled down it finds nothing there. A real face found as unsure keeps its score; a large find on noise
+    comes out just under the threshold; smaller unsure sweep finds are not checked."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(90, 25, (720, 1280, 3)).clip(0, 255).astype(np.uint8)
+    face, (x1, y1, x2, y2) = portrait("obama", 400)
+    face = face[:660]
+    image[30:30 + face.shape[0], 40:440] = face
+    noise_box, small_box = (800, 200, 940, 340), (1100, 500, 1160, 560)
+    sweep = UnsureSweep(pipeline.schedule.sweep, image.shape, [noise_box, small_box])
+    checked = Schedule(None, sweep, period=1, start=0.5).detect(image, sweep=True)
+    score_at = dict(zip(checked.xyxy[:, 0].round().tolist(), checked.confidence.tolist()))
+    assert x2 - x1 >= 96
+    assert [s for x, s in score_at.items() if 40 <= x < 440] == [pytest.approx(0.55)], "the real face"
+    assert 0.49 < score_at[800] < 0.5
+    assert score_at[1100] == pytest.approx(0.55)
+
+
 def test_face_like_clutter_just_over_the_threshold_is_left_alone(tmp_path: Path, pipeline: Pipeline) -> None:
     """Seed 0 of the edge scene pans over a coffee cup that whole-frame BlazeFace scores 0.50-0.59: started
     as a track, its mask changed 21% of the background; the faces stay protected either way."""

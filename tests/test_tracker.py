@@ -166,6 +166,21 @@ def test_a_faint_walker_seen_on_a_steady_line_starts_a_track_with_its_motion() -
     np.testing.assert_allclose(out.data["velocity"][0], [-200, 0], atol=1)
 
 
+def test_a_small_face_found_on_a_faint_walkers_line_starts_with_its_motion() -> None:
+    """Walkers seed 16 IR: faint at two sweeps, then a confident find on the same line; its track starts
+    moving, so the look-ahead paints it back at once instead of a sweep later, when the frames it walked
+    in on have left."""
+    tracker = Tracker(high=0.5, low=0.25)
+    walker_finds(tracker, [1150, 1070], [0.8, 1.2])
+    out = tracker.update(dets(box_at(1030, 250, 22), score=0.61), 1.4)
+    assert out.tracker_id.tolist() == [1]
+    np.testing.assert_allclose(out.data["velocity"][0], [-200, 0], atol=1)
+    big = Tracker(high=0.5, low=0.25)
+    walker_finds(big, [1150, 1070], [0.8, 1.2], size=60)
+    assert not big.update(dets(box_at(1030, 250, 60), score=0.61), 1.4).data["velocity"].any(), \
+        "a face both detectors see gets no motion from faint finds"
+
+
 @pytest.mark.parametrize(("xs", "why"), [
     ([1230, 1150, 1030], "the middle find is off the steady line (the walker would have stopped and sprinted)"),
     ([1230, 1050, 930], "faster than a walker: 14 box widths a second"),

@@ -69,7 +69,8 @@ class Tracker:
     steady line through two earlier ones of its size within CHAIN_SECONDS, at no
     more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
     three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
-    in; the track then starts with that motion. And a small face's track is held
+    in. A new small track on such a line, faint or not, starts with that motion,
+    which the look-ahead paints back at once. And a small face's track is held
     SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px face in night-IR noise went
     unfound for 1.8 s between two runs of detections, and its track had ended
     after 1 s.
@@ -122,19 +123,19 @@ class Tracker:
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
-            starters = {di: np.zeros(2) for di in high if di not in claimed}
+            size = np.maximum(detections.widths, detections.heights)
+            walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
+                     for di in high + low if di not in claimed}
+            starters = [di for di in high if di not in claimed]
             if detected:
-                size = np.maximum(detections.widths, detections.heights)
                 faint = [di for di in low if di not in claimed and size[di] < self.small_below]
                 previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
-                for di in faint:
-                    walk = _walked(detections.xyxy[di], t, self._faint)
-                    if walk is not None or _repeats(detections.xyxy[di], previous):
-                        starters[di] = np.zeros(2) if walk is None else walk
+                starters += [di for di in faint if walks[di] is not None or _repeats(detections.xyxy[di], previous)]
                 self._remember_faint(t, detections.xyxy[faint])
-            for di, velocity in starters.items():
+            for di in starters:
                 box = np.asarray(detections.xyxy[di], np.float32)
-                self._tracks.append(_Track(self._next_id, KalmanBox(box, tuple(velocity)), box, t))
+                velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
+                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity), box, t))
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
                 self._next_id += 1

@@ -34,7 +34,8 @@ _DEFAULTS = RedactSettings()
               help="Small-face sweep detector (BlazeFace also runs on every whole frame): centerface, blazeface (tiled), ensemble (both).")
 @click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_DEFAULTS.threshold, show_default=True,
               help="Detection confidence needed to start a track (half of it extends one; a faint find "
-                   "under 48 px that two sweeps repeat starts one too).")
+                   "under 48 px that two sweeps repeat, or that extends a steady walking line through two "
+                   "earlier ones, starts one too).")
 @click.option("--every", type=click.IntRange(1, 30), default=_DEFAULTS.every, show_default=True,
               help="Run the small-face sweep on every N-th frame; tracking and look-ahead cover the frames between.")
 @click.option("--tile", type=click.IntRange(0, 4096), default=_DEFAULTS.tile, show_default=True,

@@ -124,11 +124,11 @@ class Tracker:
                 tr.last_seen = t
                 tr.hits += 1
             size = np.maximum(detections.widths, detections.heights)
-            walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
-                     for di in high + low if di not in claimed}
             starters = [di for di in high if di not in claimed]
+            faint = [di for di in low if di not in claimed and size[di] < self.small_below] if detected else []
+            walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
+                     for di in starters + faint}
             if detected:
-                faint = [di for di in low if di not in claimed and size[di] < self.small_below]
                 previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
                 starters += [di for di in faint if walks[di] is not None or _repeats(detections.xyxy[di], previous)]
                 self._remember_faint(t, detections.xyxy[faint])

@@ -10,13 +10,14 @@ Resident memory is read from /proc/<pid>/status while the process runs: VmHWM
 for the peak, VmRSS for the curve over time. `ru_maxrss` from wait4 would not
 do: a child inherits its parent's high-water mark across fork and exec.
 
-Run: python -m benchmarks.memory [--seconds 4] [--times 10] [--size 1080p]
+Run: python -m benchmarks.memory [--seconds 4] [--times 10] [--size 1080p] [--flags '--lookahead 2'] [--long-only]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -74,9 +75,10 @@ def _status_kib(pid: int) -> dict[str, int]:
     return fields
 
 
-def measure(clip: Path, frames: int, out: Path) -> MemoryRun:
+def measure(clip: Path, frames: int, out: Path, flags: tuple[str, ...] = ()) -> MemoryRun:
     """Run the CLI on `clip`, polling its resident memory until it exits."""
-    command = [str(Path(sys.executable).parent / "redactor"), "redact", str(clip), "-o", str(out), "-q", "--overwrite"]
+    command = [str(Path(sys.executable).parent / "redactor"), "redact", str(clip), "-o", str(out), "-q", "--overwrite",
+               *flags]
     t0 = time.perf_counter()
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples: list[tuple[float, int]] = []
@@ -119,9 +121,11 @@ def markdown(runs: list[MemoryRun]) -> str:
 @click.option("--times", type=click.IntRange(2, 100), default=10, show_default=True,
               help="The long clip is the short one repeated this many times.")
 @click.option("--size", type=click.Choice(list(SIZES)), default="1080p", show_default=True)
+@click.option("--flags", default="", help="redactor redact flags to measure, e.g. '--lookahead 2' (default: none).")
+@click.option("--long-only", is_flag=True, help="Skip the short clip (the long one's peak is the one that wanders).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(seconds: float, times: int, size: str, json_path: Path | None) -> None:
-    """Peak RSS of `redactor redact` (default settings) on a short clip and on one `times` longer."""
+def main(seconds: float, times: int, size: str, flags: str, long_only: bool, json_path: Path | None) -> None:
+    """Peak RSS of `redactor redact` on a short clip and on one `times` longer."""
     info = machine()
     spec = crowd_spec(size, seconds)
     short = OUT_DIR / f"crowd_{size}_{seconds:g}s_seed0.mp4"
@@ -131,10 +135,11 @@ def main(seconds: float, times: int, size: str, json_path: Path | None) -> None:
     one_frame = OUT_DIR / f"crowd_{size}_1frame_seed0.mp4"
     ensure_clip(dataclasses.replace(spec, n_frames=1), one_frame)
     measure(one_frame, 1, OUT_DIR / "memory_warmup.mp4")  # a first run compiles Numba's kernels: not ours to count
-    runs = [measure(short, spec.n_frames, OUT_DIR / "memory_short.mp4"),
-            measure(long, long_frames, OUT_DIR / "memory_long.mp4")]
+    extra = tuple(shlex.split(flags))
+    runs = [] if long_only else [measure(short, spec.n_frames, OUT_DIR / "memory_short.mp4", extra)]
+    runs.append(measure(long, long_frames, OUT_DIR / "memory_long.mp4", extra))
     click.echo(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, {info['date']}; "
-               f"{spec.width}x{spec.height}, redactor defaults\n")
+               f"{spec.width}x{spec.height}, redactor {flags or 'defaults'}\n")
     click.echo(markdown(runs))
     if json_path is not None:
         json_path.write_text(json.dumps({"machine": info, "runs": [asdict(r) for r in runs]}, indent=1))

@@ -30,6 +30,16 @@ from redactor.track.tracker import Tracker
 from redactor.types import Detections, Frame, Regions
 
 
+LOOKAHEAD_SECONDS = 2.0
+LOOKAHEAD_MIB = 96.0
+LOOKAHEAD_MIN_SECONDS = 1.0
+"""The default look-ahead: 2 s, shortened to no less than 1 s where 2 s of frames would take more than 96 MiB
+(held as 4:2:0: 2 s at 1280x720 and 25 fps is 66 MiB; at 1920x1080 the buffer holds 1.3 s). Small night-IR
+faces the sweep first sees 1-2 s after they enter were left clear that long with a 1 s buffer (3 of 98
+untuned scenes met every target only with 2 s); at 1080p, 2 s brought the peak memory of a 40 s run to
+1018 MiB, past the 1 GiB budget (RESULTS.md). An explicit --lookahead is held in full."""
+
+
 @dataclass(frozen=True)
 class RedactSettings:
     """Everything that changes what gets masked; recorded in reports so a run can be reproduced."""
@@ -43,7 +53,7 @@ class RedactSettings:
     shape: str = "ellipse"
     mask_scale: float = 1.5
     hold_seconds: float = 1.0
-    lookahead_seconds: float = 1.0
+    lookahead_seconds: float | None = None  # None: LOOKAHEAD_SECONDS within LOOKAHEAD_MIB
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
     def __post_init__(self) -> None:
@@ -53,8 +63,13 @@ class RedactSettings:
             raise ValueError(f"unknown detector {self.detector!r}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("--threshold must be between 0 and 1")
-        if self.lookahead_seconds < 0 or self.hold_seconds < 0:
+        if (self.lookahead_seconds or 0.0) < 0 or self.hold_seconds < 0:
             raise ValueError("look-ahead and hold must be >= 0 seconds")
+
+    @property
+    def longest_lookahead(self) -> float:
+        """Seconds of frames the look-ahead may hold (the default's upper end)."""
+        return LOOKAHEAD_SECONDS if self.lookahead_seconds is None else self.lookahead_seconds
 
     @property
     def low_threshold(self) -> float:
@@ -170,11 +185,11 @@ def _get(q: queue.Queue, stop: threading.Event) -> object:
 class StreamState:
     """Detect -> track -> recognise -> look-ahead for one stream, one frame at a time."""
 
-    def __init__(self, pipeline: Pipeline, fps: float, stats: RunStats, lookahead_frames: int) -> None:
+    def __init__(self, pipeline: Pipeline, fps: float, stats: RunStats, lookahead: LookAhead) -> None:
         s = pipeline.settings
         self.pipeline, self.fps, self.stats = pipeline, fps, stats
         self.tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
-        self.lookahead = LookAhead(lookahead_frames, fps)
+        self.lookahead = lookahead
         self._seen: set[int] = set()
         self._since_sweep = pipeline.schedule.period - 1  # the first frame gets a sweep
         self.last_sweep_index = -1
@@ -269,10 +284,15 @@ class Pipeline:
             return Detections.empty(), f"detector failed ({type(exc).__name__})"
 
     def stream(self, fps: float, stats: RunStats, lookahead_frames: int | None = None) -> StreamState:
-        """Per-stream state (tracker, look-ahead) for feeding frames one at a time, as the live filter does."""
-        if lookahead_frames is None:
-            lookahead_frames = int(round(self.settings.lookahead_seconds * fps))
-        return StreamState(self, fps, stats, lookahead_frames)
+        """Per-stream state (tracker, look-ahead) for feeding frames one at a time, as the live filter does
+        (which sizes the look-ahead from its latency budget instead)."""
+        seconds = self.settings.lookahead_seconds
+        if lookahead_frames is None and seconds is None:
+            lookahead = LookAhead(round(LOOKAHEAD_SECONDS * fps), fps, max_bytes=LOOKAHEAD_MIB * 2**20,
+                                  min_frames=round(LOOKAHEAD_MIN_SECONDS * fps))
+        else:
+            lookahead = LookAhead(round(seconds * fps) if lookahead_frames is None else lookahead_frames, fps)
+        return StreamState(self, fps, stats, lookahead)
 
     def slots(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[Slot]:
         """Detect, track and look ahead; yields frames in order with every box to mask."""

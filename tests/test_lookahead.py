@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from redactor.track.lookahead import LookAhead, Slot
-from redactor.types import Detections, Frame
+from redactor.types import Detections, Frame, PackedFrame
 
 FPS = 10.0
 IMAGE = np.zeros((8, 8, 3), np.uint8)
@@ -44,6 +44,34 @@ def test_frames_leave_in_order_after_n_frames() -> None:
     released += buffer.flush()
     assert [s.frame.index for s in released] == list(range(6))
     assert buffer.flush() == []
+
+
+def test_held_frames_wait_packed_and_leave_as_the_same_picture() -> None:
+    """Every frame but the newest waits as 4:2:0 (half the bytes); a lone frame, e.g. a still image that
+    goes out lossless, is never packed."""
+    rng = np.random.default_rng(0)
+    smooth = [np.repeat(np.repeat(rng.integers(0, 256, (4, 4, 3), np.uint8), 4, 0), 4, 1) for _ in range(4)]
+    buffer = LookAhead(5, FPS)
+    for i, image in enumerate(smooth):
+        buffer.push(Frame(i, image, pts=i), tracked())
+    held = list(buffer._slots)
+    assert [isinstance(s._frame, PackedFrame) for s in held] == [True, True, True, False]
+    out = buffer.flush()
+    assert [(s.frame.index, s.frame.pts) for s in out] == [(i, i) for i in range(4)]
+    for slot, image in zip(out, smooth):
+        assert np.abs(slot.frame.image.astype(int) - image).mean() < 2.0
+    lone = LookAhead(5, FPS)
+    lone.push(Frame(0, smooth[0]), tracked())
+    assert np.array_equal(lone.flush()[0].frame.image, smooth[0])
+
+
+@pytest.mark.parametrize(("size", "held"), [((720, 1280), 50), ((1080, 1920), 32), ((2160, 3840), 25)])
+def test_a_memory_budget_shortens_the_lookahead_to_no_less_than_its_floor(size: tuple[int, int], held: int) -> None:
+    """The default: 2 s at 25 fps, at most 96 MiB of packed frames, at least 1 s."""
+    buffer = LookAhead(50, 25.0, max_bytes=96 * 2**20, min_frames=25)
+    image = np.zeros((*size, 3), np.uint8)
+    out = [len(buffer.push(Frame(i, image), tracked())) for i in range(60)]
+    assert out == [0] * held + [1] * (60 - held)
 
 
 def test_zero_lookahead_releases_every_frame_at_once() -> None:

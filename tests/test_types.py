@@ -6,11 +6,12 @@ import dataclasses
 from contextlib import AbstractContextManager
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
 from redactor.types import Detections, Frame, Regions
-from tests.helpers import DoesNotRaise
+from tests.helpers import DoesNotRaise, portrait
 
 BOX = [10.0, 20.0, 50.0, 70.0]
 
@@ -43,6 +44,33 @@ def test_frame_is_immutable() -> None:
         frame.index = 1  # type: ignore[misc]
     assert frame.seconds == pytest.approx(0.12)
     assert Frame(0, frame.image).seconds is None
+
+
+def test_a_packed_frame_holds_half_the_bytes_and_unpacks_to_the_same_picture() -> None:
+    photo, _ = portrait("biden", 320)
+    photo = np.ascontiguousarray(photo[: photo.shape[0] // 2 * 2])
+    # A decoded video frame has been 4:2:0 once already; it is what the look-ahead packs.
+    image = av.VideoFrame.from_ndarray(photo, format="rgb24").reformat(format="yuv420p").to_ndarray(format="rgb24")
+    frame = Frame(4, image, pts=40, time_base=Fraction(1, 10), source="cam.mp4")
+    packed = frame.pack()
+    assert packed.yuv.nbytes == image.nbytes // 2
+    back = packed.unpack()
+    assert (back.index, back.pts, back.time_base, back.source) == (4, 40, Fraction(1, 10), "cam.mp4")
+    assert back.image.shape == image.shape
+
+    def as_encoded(rgb: np.ndarray) -> np.ndarray:  # what the video sink makes of it
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray().astype(int)
+
+    error = np.abs(as_encoded(back.image) - as_encoded(image))
+    assert error.mean() < 0.1 and np.percentile(error, 99.9) <= 2
+
+
+@pytest.mark.parametrize(("shape", "packable"), [((4, 6, 3), True), ((5, 6, 3), False), ((4, 7, 3), False)])
+def test_only_frames_with_even_sides_pack(shape: tuple[int, int, int], packable: bool) -> None:
+    frame = Frame(0, np.zeros(shape, np.uint8))
+    assert frame.packable is packable
+    with DoesNotRaise() if packable else pytest.raises(ValueError, match="4:2:0"):
+        frame.pack()
 
 
 @pytest.mark.parametrize(

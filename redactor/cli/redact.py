@@ -14,7 +14,7 @@ from redactor.detect import DETECTOR_CHOICES
 from redactor.jobs import plan_outputs, redact_file
 from redactor.mask.kernels import MODES, SHAPES
 from redactor.media.sink import EncodeSettings
-from redactor.pipeline import Pipeline, RedactSettings
+from redactor.pipeline import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, Pipeline, RedactSettings
 from redactor.verify import verifier as build_verifier
 
 THOROUGH_SCALE = 1.5
@@ -54,9 +54,11 @@ _DEFAULTS = RedactSettings()
 @click.option("--hold", "hold_seconds", type=click.FloatRange(0.0, 10.0), default=_DEFAULTS.hold_seconds,
               show_default=True, help="Seconds a face stays masked after it was last detected (twice that for faces "
                                       "under 48 px, which only the small-face sweep sees).")
-@click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0),
-              default=_DEFAULTS.lookahead_seconds, show_default=True,
-              help="Seconds of frames held back so a newly found face is masked before it was found too.")
+@click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0), default=None,
+              show_default=f"{LOOKAHEAD_SECONDS:g} s, or what fits in {LOOKAHEAD_MIB:g} MiB of frames but at least "
+                           f"{LOOKAHEAD_MIN_SECONDS:g} s: 1.3 s at 1080p",
+              help="Seconds of frames held back so a newly found face is masked before it was found too "
+                   "(a value given here is held in full).")
 @click.option("--codec", default=EncodeSettings.codec, show_default=True, help="Video encoder (FFmpeg name).")
 @click.option("--crf", type=click.IntRange(0, 63), default=EncodeSettings.crf, show_default=True,
               help="Quality for CRF encoders (lower is better).")
@@ -80,7 +82,7 @@ _DEFAULTS = RedactSettings()
 @reports_errors
 def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detector: str, threshold: float,
            every: int, tile: int, centerface_scale: float | None, thorough: bool, verify: bool, mask_scale: float, hold_seconds: float,
-           lookahead_seconds: float, codec: str, crf: int, preset: str, drop_audio: bool,
+           lookahead_seconds: float | None, codec: str, crf: int, preset: str, drop_audio: bool,
            watchlist: Path | None, reveal: str | None, alert_only: bool, camera: str | None, audit_log: Path | None,
            key_file: Path | None, report: Path | None,
            overwrite: bool, quiet: bool, models_dir: str | None) -> None:

@@ -28,30 +28,39 @@ second cost 0.4-0.8 points of background.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from redactor.track.tracker import SMALL_FACE
-from redactor.types import Detections, Frame
+from redactor.types import Detections, Frame, PackedFrame
 
 
-@dataclass
 class Slot:
     """A frame waiting to leave the buffer, with every box that must be masked on it.
 
     `owners[i]` is the track id behind `boxes[i]`, so a later decision about a
     track (e.g. a confirmed watchlist match) applies to its backfilled boxes too.
+    While it waits behind newer frames its pixels are held packed (park());
+    `frame` unpacks them on first use, i.e. in whichever thread masks it.
     """
 
-    frame: Frame
-    boxes: list[np.ndarray] = field(default_factory=list)
-    owners: list[int] = field(default_factory=list)
-    failure: str = ""
-    # Tracks whose box here is a prediction: track id -> (index and box of its last detection, speed px/s).
-    guessed: dict[int, tuple[int, np.ndarray, float]] = field(default_factory=dict)
+    def __init__(self, frame: Frame, failure: str = "") -> None:
+        self.index = frame.index
+        self.boxes: list[np.ndarray] = []
+        self.owners: list[int] = []
+        self.failure = failure
+        # Tracks whose box here is a prediction: track id -> (index and box of its last detection, speed px/s).
+        self.guessed: dict[int, tuple[int, np.ndarray, float]] = {}
+        self._frame: Frame | PackedFrame = frame
+
+    @property
+    def frame(self) -> Frame:
+        if isinstance(self._frame, PackedFrame):
+            self._frame = self._frame.unpack()
+        return self._frame
 
     @property
     def tracks(self) -> list[int]:
@@ -60,6 +69,11 @@ class Slot:
     def add(self, owner: int, box: np.ndarray) -> None:
         self.boxes.append(np.asarray(box, np.float32))
         self.owners.append(owner)
+
+    def park(self) -> None:
+        """Hold the pixels as 4:2:0 while waiting: half the memory, so the look-ahead can be twice as long."""
+        if isinstance(self._frame, Frame) and self._frame.packable:
+            self._frame = self._frame.pack()
 
 
 BACKFILL_SECONDS = 0.5
@@ -76,14 +90,18 @@ jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
 
 
 class LookAhead:
-    """frames: how many frames are held back (0 disables backfill); speed: assumed face speed in face widths
-    per second while a new track's motion is unknown; paint_below: tracks whose first box is smaller than
-    this (px), which only the sweep sees, are painted back along their motion."""
+    """frames: how many frames are held back (0 disables backfill), fewer (down to min_frames) where that
+    many would hold more than max_bytes of pixels; speed: assumed face speed in face widths per second
+    while a new track's motion is unknown; paint_below: tracks whose first box is smaller than this (px),
+    which only the sweep sees, are painted back along their motion."""
 
-    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE) -> None:
-        if frames < 0:
+    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE,
+                 max_bytes: float = math.inf, min_frames: int = 0) -> None:
+        if frames < 0 or min_frames < 0:
             raise ValueError("look-ahead must be >= 0 frames")
         self.frames = frames
+        self.max_bytes = max_bytes
+        self.min_frames = min(min_frames, frames)
         self.fps = max(fps, 1e-3)
         self.speed = speed
         self.paint_below = paint_below
@@ -124,9 +142,17 @@ class LookAhead:
         self._first = {k: v for k, v in self._first.items() if k in live}
         self._slots.append(slot)
         ready = []
-        while len(self._slots) > self.frames:
+        while len(self._slots) > self.holds(frame):
             ready.append(self._slots.popleft())
+        if len(self._slots) > 1:
+            self._slots[-2].park()  # the newest stays as it is: a lone still image is never packed
         return ready
+
+    def holds(self, frame: Frame) -> int:
+        """How many frames of this size are held back: `frames`, or as many as fit in max_bytes packed."""
+        if self.max_bytes == math.inf:
+            return self.frames
+        return max(self.min_frames, min(self.frames, int(self.max_bytes // frame.packed_bytes)))
 
     def fail_held(self, reason: str) -> None:
         """Mask every held frame whole: a face that entered just before detection broke could otherwise
@@ -153,7 +179,7 @@ class LookAhead:
         grown by the track's speed times the time since, at most one face size each way."""
         for tid, (start, last, speed) in slot.guessed.items():
             size = float(max(last[2] - last[0], last[3] - last[1]))
-            m = min(speed * (slot.frame.index - start) / self.fps, size)
+            m = min(speed * (slot.index - start) / self.fps, size)
             slot.add(tid, last + np.array([-m, -m, m, m], np.float32))
         slot.guessed.clear()
         return slot
@@ -162,7 +188,7 @@ class LookAhead:
         size = float(max(box[2] - box[0], box[3] - box[1]))
         reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
         for slot in self._slots:
-            gap = (index - slot.frame.index) / self.fps
+            gap = (index - slot.index) / self.fps
             if gap <= reach:
                 m = min(size, size * self.speed * gap)
                 slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
@@ -179,7 +205,7 @@ class LookAhead:
         frame (a track that starts with its motion known, from faint finds before it, is painted at once)."""
         size = float(max(first[2] - first[0], first[3] - first[1]))
         for slot in self._slots:
-            back = start - slot.frame.index
+            back = start - slot.index
             if back > 0:
                 m = 0.5 * size * back / self.fps
                 shift = -step * back
@@ -192,8 +218,8 @@ class LookAhead:
             return
         same_face = self._plausible(first, box, span / self.fps)
         for slot in self._slots:
-            if start < slot.frame.index < index:
-                a = (slot.frame.index - start) / span
+            if start < slot.index < index:
+                a = (slot.index - start) / span
                 slot.add(tid, first * (1 - a) + box * a)
                 if same_face:
                     slot.guessed.pop(tid, None)

@@ -104,6 +104,23 @@ def test_new_track_is_painted_back_over_the_held_frames() -> None:
     np.testing.assert_allclose(by_index[6].boxes[0], box)
 
 
+def test_a_new_track_is_masked_from_where_its_faint_trace_began() -> None:
+    """Found at frame 8, traced back through faint finds to frame 2 at another box: frame 2 gets that box,
+    frames 3-7 the boxes between, frames before 2 the usual margin-grown backfill (0.5 s = 5 frames)."""
+    buffer = LookAhead(10, FPS)
+    for i in range(8):
+        buffer.push(frame(i), tracked())
+    first, found = np.array([10, 10, 40, 40], np.float32), np.array([40, 10, 70, 40], np.float32)
+    now = Detections(found[None], np.ones(1, np.float32), np.array([7]), np.array([False]), detector="tracker",
+                     data={"hits": np.array([1]), "traced": np.array([0.6]), "traced_box": first[None]})
+    buffer.push(frame(8), now)
+    slots = {s.index: s for s in buffer.flush()}
+    for i in range(2, 8):
+        expected = first + (found - first) * (i - 2) / 6
+        assert any(np.allclose(b, expected) for b in slots[i].boxes), i
+    assert all(contains(b, first) for b in slots[0].boxes + slots[1].boxes) and slots[0].boxes
+
+
 def test_gap_between_two_detections_is_interpolated() -> None:
     buffer = LookAhead(5, FPS)
     first, last = np.array([10.0, 10.0, 30.0, 30.0]), np.array([50.0, 30.0, 70.0, 50.0])

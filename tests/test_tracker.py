@@ -203,6 +203,30 @@ def test_large_faint_finds_start_nothing_however_often_they_repeat() -> None:
         assert len(tracker.update(dets(box_at(100, 100, 60), score=0.45), k * 0.2)) == 0
 
 
+def test_a_new_track_reports_where_faint_finds_at_its_place_began() -> None:
+    """A 60 px face scored faint at 0.0 s and 0.4 s (a pass between found nothing there) and confidently at
+    0.6 s: its track says the trace began 0.6 s ago, at the first faint box; a faint find a face size away
+    at 0.2 s is another thing. Later frames and a track with no trace report none."""
+    tracker = Tracker(high=0.5, low=0.25, small_below=48)
+    tracker.update(dets(box_at(100, 100, 60), score=0.3), 0.0)
+    tracker.update(dets(box_at(400, 100, 60), score=0.3), 0.2)
+    tracker.update(dets(box_at(110, 102, 60), score=0.3), 0.4)
+    out = tracker.update(dets(box_at(120, 104, 60), box_at(700, 300, 60), score=0.9), 0.6)
+    assert out.data["hits"].tolist() == [1, 1]
+    np.testing.assert_allclose(out.data["traced"], [0.6, 0.0])
+    np.testing.assert_allclose(out.data["traced_box"], [box_at(100, 100, 60), box_at(700, 300, 60)])
+    later = tracker.update(dets(box_at(122, 104, 60), box_at(700, 300, 60), score=0.9), 0.8)
+    np.testing.assert_allclose(later.data["traced"], [0.0, 0.0])
+
+
+def test_a_small_faint_find_does_not_repeat_a_larger_one() -> None:
+    """Only small faint finds count as repeats: a 46 px find where a 50 px one was scored faint is clutter
+    a track would hold for 2 s (1.1% of a walkers scene's background)."""
+    tracker = Tracker(high=0.5, low=0.25, small_below=48)
+    tracker.update(dets(box_at(100, 100, 50), score=0.4), 0.0)
+    assert len(tracker.update(dets(box_at(100, 104, 46), score=0.3), 0.2)) == 0
+
+
 def test_new_face_far_from_a_track_starts_its_own() -> None:
     tracker = Tracker()
     tracker.update(dets(box_at(10, 10)), 0.0)

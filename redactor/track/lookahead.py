@@ -21,7 +21,9 @@ known: frames held from before its first detection get the first box moved
 back along that motion (with a margin growing half a face width a second), so
 the face is masked where it was, not only near where it was first found.
 A track the tracker starts from a line of faint finds comes with its motion
-and is painted back along it at once. Larger faces are found by the
+and is painted back along it at once; one whose place earlier passes found
+faint comes with where that trace began, and is masked from there (the box
+interpolated between). Larger faces are found by the
 every-frame detector as soon as they show, and painting them back a whole
 second cost 0.4-0.8 points of background.
 """
@@ -116,10 +118,13 @@ class LookAhead:
         slot = Slot(frame, failure=failure)
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
-        hits = tracked.data.get("hits", np.ones(len(tracked), int))
-        velocities = tracked.data.get("velocity", np.zeros((len(tracked), 2)))
-        for box, tid, coasting, n, velocity in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted, hits,
-                                                   velocities):
+        n_boxes = len(tracked)
+        hits = tracked.data.get("hits", np.ones(n_boxes, int))
+        velocities = tracked.data.get("velocity", np.zeros((n_boxes, 2)))
+        traced = tracked.data.get("traced", np.zeros(n_boxes))
+        traced_boxes = tracked.data.get("traced_box", tracked.xyxy)
+        for box, tid, coasting, n, velocity, age, first in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted,
+                                                               hits, velocities, traced, traced_boxes):
             tid = int(tid)
             if coasting:
                 if tid in self._last_detected:
@@ -127,7 +132,11 @@ class LookAhead:
                 continue
             box = np.asarray(box, np.float32)
             if n == 1:
-                self._backfill(tid, box, frame.index)
+                start = frame.index - int(round(age * self.fps))
+                self._backfill(tid, np.asarray(first, np.float32), start)
+                if start < frame.index:
+                    self._last_detected[tid] = (start, np.asarray(first, np.float32))
+                    self._interpolate(tid, box, frame.index)
                 if np.any(velocity):
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
                 elif max(box[2] - box[0], box[3] - box[1]) < self.paint_below:
@@ -189,7 +198,7 @@ class LookAhead:
         reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
         for slot in self._slots:
             gap = (index - slot.index) / self.fps
-            if gap <= reach:
+            if 0 <= gap <= reach:
                 m = min(size, size * self.speed * gap)
                 slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
 

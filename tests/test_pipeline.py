@@ -285,13 +285,13 @@ def test_unsure_every_frame_finds_start_tracks_only_where_the_sweep_detector_con
     face, (x1, y1, x2, y2) = portrait("obama", 240)
     image[100:100 + face.shape[0], 40:280] = face[:380]
     on_face = (40 + x1, 100 + y1, 40 + x2, 100 + y2)
-    finds = FixedFinds([on_face, (500, 100, 600, 200), (650, 300, 750, 400), (400, 350, 450, 400)],
-                       [0.55, 0.55, 0.7, 0.3])
+    finds = FixedFinds([on_face, (500, 100, 600, 200), (500, 300, 600, 400), (650, 300, 750, 400),
+                        (400, 350, 450, 400)], [0.65, 0.55, 0.65, 0.75, 0.3])
     checked = Schedule(finds, pipeline.schedule.sweep, period=5, start=0.5).detect(image, sweep=False)
-    score_at = dict(zip(checked.xyxy[:, 0].round().tolist(), checked.confidence.tolist()))
-    assert score_at[round(on_face[0])] == pytest.approx(0.55)
-    assert 0.49 < score_at[500] < 0.5
-    assert (score_at[650], score_at[400]) == pytest.approx((0.7, 0.3))
+    score_at = dict(zip(map(tuple, checked.xyxy[:, :2].round().tolist()), checked.confidence.tolist()))
+    assert score_at[(round(on_face[0]), round(on_face[1]))] == pytest.approx(0.65)
+    assert 0.49 < score_at[(500, 100)] < 0.5 and 0.49 < score_at[(500, 300)] < 0.5
+    assert (score_at[(650, 300)], score_at[(400, 350)]) == pytest.approx((0.75, 0.3))
 
 
 class UnsureSweep(Detector):

@@ -8,10 +8,10 @@ carry their masks in between.
 
 An every-frame find that scores just above the start threshold is checked at
 once by the sweep detector on a crop around it. Whole-frame BlazeFace calls
-large face-like things faces at 0.50-0.59 (an espresso cup in a background
+large face-like things faces at 0.50-0.64 (an espresso cup in a background
 photo held a mask for most of a clip: 8% of its background); CenterFace scores
-those under 0.03 on the crop, and none of 48 real faces BlazeFace scored in that
-band under 0.25 (RESULTS.md). A find the check does not confirm is reported just
+those under 0.03 on the crop, and none of 48 real faces BlazeFace scored 0.50-0.59
+under 0.25 (RESULTS.md). A find the check does not confirm is reported just
 under the start threshold: it still extends a track, it starts none. Checking
 on the same frame, instead of waiting for the next sweep, is what keeps a face
 that BlazeFace is unsure of masked from its first frame in a live stream.
@@ -32,8 +32,10 @@ import numpy as np
 from redactor.detect.base import Detector, merge_union
 from redactor.types import Detections
 
-UNSURE_MARGIN = 0.1
-"""Every-frame finds scoring less than this above the start threshold get a second opinion."""
+UNSURE_MARGIN = 0.2
+"""Finds scoring less than this above the start threshold get a second opinion. With 0.1, face-like
+clutter whole-frame BlazeFace scored 0.61-0.64 (a chair back, a patch of a background photo) held masks
+for seconds: 1.4-3.2% of the background on three of 126 untuned scenes, under 1% with 0.2 (RESULTS.md)."""
 CHECK_SIZE = 192
 """The second opinion's crop (three face sizes wide, the find in its middle) is resized to this square:
 one input shape, so the sweep network is compiled for it once."""

@@ -34,8 +34,8 @@ from redactor.types import Detections
 
 UNSURE_MARGIN = 0.2
 """Finds scoring less than this above the start threshold get a second opinion. With 0.1, face-like
-clutter whole-frame BlazeFace scored 0.61-0.64 (a chair back, a patch of a background photo) held masks
-for seconds: 1.4-3.2% of the background on three of 126 untuned scenes, under 1% with 0.2 (RESULTS.md)."""
+clutter whole-frame BlazeFace scored 0.60-0.64 (a chair back, patches of the background) held masks for
+seconds: 1.4-3.2% of the background on three of 126 untuned scenes, under 1% with 0.2 (RESULTS.md)."""
 CHECK_SIZE = 192
 """The second opinion's crop (three face sizes wide, the find in its middle) is resized to this square:
 one input shape, so the sweep network is compiled for it once."""

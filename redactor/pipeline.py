@@ -134,12 +134,14 @@ class RunStats:
     whole_frame: int = 0
     detector_failures: int = 0
     tracks: int = 0
+    lookahead_frames: int = 0  # how many frames the look-ahead held back (the default depends on frame size)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     verification: dict | None = None
 
     def to_dict(self) -> dict:
         out = {"frames": self.frames, "whole_frame_masked": self.whole_frame,
                "detector_failures": self.detector_failures, "tracks": self.tracks,
+               "lookahead_frames": self.lookahead_frames,
                "stage_seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
         if self.verification is not None:
             out["verification"] = self.verification
@@ -225,6 +227,7 @@ class StreamState:
                 stats.seconds["recognise"] += clock() - t2
             if failure:
                 stats.detector_failures += 1
+            stats.lookahead_frames = max(stats.lookahead_frames, self.lookahead.holds(frame))
             return self.lookahead.push(frame, tracked, failure)
 
     @property

@@ -132,10 +132,10 @@ class LookAhead:
                 continue
             box = np.asarray(box, np.float32)
             if n == 1:
-                start = frame.index - int(round(age * self.fps))
-                self._backfill(tid, np.asarray(first, np.float32), start)
+                start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
+                self._backfill(tid, first, start)
                 if start < frame.index:
-                    self._last_detected[tid] = (start, np.asarray(first, np.float32))
+                    self._last_detected[tid] = (start, first)
                     self._interpolate(tid, box, frame.index)
                 if np.any(velocity):
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)

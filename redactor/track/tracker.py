@@ -97,7 +97,7 @@ class Tracker:
         self._next_id = 1
         self._time: float | None = None
         self._faint: list[tuple[float, np.ndarray]] = []  # (time, small faint finds) of recent complete passes
-        self._traces: list[tuple[float, np.ndarray]] = []  # (time, faint finds of any size), as long
+        self._traces: list[tuple[float, np.ndarray]] = []  # (time, faint finds of any size), kept as long
 
     def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
         """Advance to time `t` (seconds) and fold in this frame's detections.
@@ -135,7 +135,7 @@ class Tracker:
             small_faint = [di for di in faint if size[di] < self.small_below]
             walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
                      for di in starters + small_faint}
-            history = list(self._traces)
+            history = self._traces  # this pass is not in it: _remember_faint makes a new list
             if detected:
                 previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
                 starters += [di for di in small_faint

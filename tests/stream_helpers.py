@@ -63,6 +63,8 @@ def read_stamp(image: np.ndarray) -> int | None:
     (a black filler frame, a frame blurred whole)."""
     h, w = image.shape[:2]
     block = w // BITS
+    if block <= 20 or h <= STRIP:  # too small to carry a stamp
+        return None
     strip = image[h - STRIP + 10:h - 10].astype(np.float32).mean(axis=2)
     levels = np.array([strip[:, b * block + 10:(b + 1) * block - 10].mean() for b in range(BITS)])
     if np.any((levels > 70) & (levels < 185)):

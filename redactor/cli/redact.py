@@ -53,7 +53,7 @@ _DEFAULTS = RedactSettings()
               help="Mask size relative to the detected face box.")
 @click.option("--hold", "hold_seconds", type=click.FloatRange(0.0, 10.0), default=_DEFAULTS.hold_seconds,
               show_default=True, help="Seconds a face stays masked after it was last detected (twice that for faces "
-                                      "under 48 px, which only the small-face sweep sees).")
+                                      "under 48 px found three times, which only the small-face sweep sees).")
 @click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0), default=None,
               show_default=f"{LOOKAHEAD_SECONDS:g} s, or what fits in {LOOKAHEAD_MIB:g} MiB of frames but at least "
                            f"{LOOKAHEAD_MIN_SECONDS:g} s: 1.3 s at 1080p",

@@ -23,9 +23,11 @@ the face is masked where it was, not only near where it was first found.
 A track the tracker starts from a line of faint finds comes with its motion
 and is painted back along it at once; one whose place earlier passes found
 faint comes with where that trace began, and is masked from there (the box
-interpolated between). Larger faces are found by the
-every-frame detector as soon as they show, and painting them back a whole
-second cost 0.4-0.8 points of background.
+interpolated between). A faint find (under the start score) shortly after a
+confident one adds its box but does not replace the confident one as the
+start of the next interpolation: faint boxes can sit a third of a face off.
+Larger faces are found by the every-frame detector as soon as they show, and
+painting them back a whole second cost 0.4-0.8 points of background.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ LARGE_BACKFILL_SECONDS = 0.2
 sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
 something, or turned), so its first box is painted back only this far. A half-second margin around faces
 that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
+ANCHOR_SECONDS = 0.5
+"""How long a confident detection stays the one a track's later boxes are interpolated from, while only
+faint finds (under the start score) follow it."""
 MOTION_SPAN_SECONDS = 0.15
 """Two detections at least this far apart give a motion to paint back along (one frame apart, a box's
 jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
@@ -110,6 +115,7 @@ class LookAhead:
         self._slots: deque[Slot] = deque()
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
+        self._strong: dict[int, int] = {}  # track id -> frame of its last detection that scored >= the start
 
     def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
         """Add one frame and its tracked boxes; return the slots that are now final."""
@@ -123,14 +129,16 @@ class LookAhead:
         velocities = tracked.data.get("velocity", np.zeros((n_boxes, 2)))
         traced = tracked.data.get("traced", np.zeros(n_boxes))
         traced_boxes = tracked.data.get("traced_box", tracked.xyxy)
-        for box, tid, coasting, n, velocity, age, first in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted,
-                                                               hits, velocities, traced, traced_boxes):
+        faint = tracked.data.get("faint", np.zeros(n_boxes, bool))
+        for box, tid, coasting, n, velocity, age, first, weak in zip(
+                tracked.xyxy, tracked.tracker_id, tracked.predicted, hits, velocities, traced, traced_boxes, faint):
             tid = int(tid)
             if coasting:
                 if tid in self._last_detected:
                     slot.guessed[tid] = (*self._last_detected[tid], float(np.hypot(*velocity)))
                 continue
             box = np.asarray(box, np.float32)
+            anchored = weak and self._anchored(tid, frame.index)
             if n == 1:
                 start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
                 self._backfill(tid, first, start)
@@ -141,14 +149,18 @@ class LookAhead:
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
                 elif max(box[2] - box[0], box[3] - box[1]) < self.paint_below:
                     self._first[tid] = (frame.index, box)
-            elif tid in self._last_detected:
+            elif tid in self._last_detected and not anchored:
                 self._interpolate(tid, box, frame.index)
             if tid in self._first and frame.index - self._first[tid][0] >= MOTION_SPAN_SECONDS * self.fps:
                 self._paint_back(tid, box, frame.index)
-            self._last_detected[tid] = (frame.index, box)
+            if not anchored:
+                self._last_detected[tid] = (frame.index, box)
+            if not weak:
+                self._strong[tid] = frame.index
         live = set(slot.tracks)
         self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
         self._first = {k: v for k, v in self._first.items() if k in live}
+        self._strong = {k: v for k, v in self._strong.items() if k in live}
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.holds(frame):
@@ -181,7 +193,16 @@ class LookAhead:
         self._slots.clear()
         self._last_detected.clear()
         self._first.clear()
+        self._strong.clear()
         return ready
+
+    def _anchored(self, tid: int, index: int) -> bool:
+        """Whether a faint detection of track `tid` on frame `index` should leave the track's last detection
+        as it is: one that scored >= the start less than ANCHOR_SECONDS ago. Faint BlazeFace boxes can sit a
+        third of a face off it (walkers seed 17 IR: a 63 px face left clear 2 frames between two sweep finds
+        0.2 s apart); the line between the two confident finds is then drawn over the frames between them,
+        as well as each faint box."""
+        return tid in self._strong and index - self._strong[tid] < ANCHOR_SECONDS * self.fps
 
     def _settle(self, slot: Slot) -> Slot:
         """A slot leaving early: every guess no later detection replaced also gets the last detected box

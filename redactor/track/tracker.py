@@ -26,6 +26,9 @@ WALK_SPEED = 12.0
 a 15 cm face, and a detector's box is ~0.85 of the face; the walkers scene's fastest move ~11."""
 CHAIN_SECONDS = 1.0
 """How long small faint finds are remembered, to see a walker's earlier steps in them."""
+COAST_GROWTH = 1.5
+"""How many times larger or smaller than when last detected a coasting track's box may become: a far face
+(the kind that goes unfound for seconds) walking at the camera grows ~1.2 times in 2 s."""
 CHAIN_TOLERANCE = 0.5
 """How far (in face sizes) the middle find of three may sit from the straight, steady line through the others."""
 
@@ -71,10 +74,12 @@ class Tracker:
     more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
     three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
     in. A new small track on such a line, faint or not, starts with that motion,
-    which the look-ahead paints back at once. And a small face's track is held
-    SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px face in night-IR noise went
-    unfound for 1.8 s between two runs of detections, and its track had ended
-    after 1 s. Faint finds of any size are remembered for CHAIN_SECONDS too: a
+    which the look-ahead paints back at once. And a small face's track found at
+    least three times is held SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px
+    face in night-IR noise went unfound for 1.8 s between two runs of
+    detections, and its track had ended after 1 s (one found once or twice is
+    held `hold_seconds`: a noise patch the sweep scored 0.57 once held a mask
+    for 2 s). Faint finds of any size are remembered for CHAIN_SECONDS too: a
     new track whose place earlier passes found faint (a chain back through them,
     each within a face size of the next) reports how long ago and where that trace
     began, so the look-ahead masks the face from there: a 52 px face crossed by
@@ -106,6 +111,11 @@ class Tracker:
         detector did not run, or only a pass blind to small faces did): whatever
         was found is still folded in, but no track ends for lack of a detection
         it was never offered.
+
+        Every live track is returned, with data for the look-ahead: "hits"
+        (detections so far), "velocity" (px/s), "traced" and "traced_box"
+        (how long ago and where its faint trace began) and "faint" (detected
+        now, but only by a find under `high`).
         """
         dt = 0.0 if self._time is None else max(t - self._time, 0.0)
         self._time = t
@@ -117,7 +127,7 @@ class Tracker:
             low = [i for i in order if self.low <= detections.confidence[i] < self.high]
             free = list(range(len(self._tracks)))
             for group in (high, low):
-                pairs = self._associate([predicted[k] for k in free], [self._tracks[k].kf.position_sigma() for k in free],
+                pairs = self._associate([predicted[k] for k in free], [self._tracks[k] for k in free],
                                         detections.xyxy[group])
                 for ti, di in pairs:
                     matched[free[ti]] = group[di]
@@ -125,7 +135,7 @@ class Tracker:
             claimed = set(matched.values())
             for k, di in matched.items():
                 tr = self._tracks[k]
-                tr.kf.update(detections.xyxy[di])
+                tr.kf.update(detections.xyxy[di], faint=bool(detections.confidence[di] < self.high))
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
@@ -152,13 +162,14 @@ class Tracker:
         elif detected:
             self._remember_faint(t, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32))
         keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self._hold(tr)]
-        boxes, ids, coasting, hits, velocities, traced, traced_box = [], [], [], [], [], [], []
+        boxes, ids, coasting, hits, velocities, traced, traced_box, faint_hit = [], [], [], [], [], [], [], []
         for k in keep:
             tr = self._tracks[k]
+            faint_hit.append(k in matched and bool(detections.confidence[matched[k]] < self.high))
             if k in matched:
                 boxes.append(tr.last_box)
             else:
-                boxes.append(_widen(predicted[k], tr.kf.position_sigma()))
+                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box))
             ids.append(tr.id)
             coasting.append(k not in matched)
             hits.append(tr.hits)
@@ -172,7 +183,8 @@ class Tracker:
         conf = np.ones(len(boxes), np.float32)
         return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
                           data={"hits": np.array(hits), "velocity": np.array(velocities),
-                                "traced": np.array(traced), "traced_box": np.array(traced_box, np.float32)})
+                                "traced": np.array(traced), "traced_box": np.array(traced_box, np.float32),
+                                "faint": np.array(faint_hit)})
 
     def _remember_faint(self, t: float, small: np.ndarray, every: np.ndarray) -> None:
         self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS] + [(t, small.reshape(-1, 4))]
@@ -180,22 +192,28 @@ class Tracker:
 
     def _hold(self, track: _Track) -> float:
         box = track.last_box
-        small = max(box[2] - box[0], box[3] - box[1]) < self.small_below
+        small = max(box[2] - box[0], box[3] - box[1]) < self.small_below and track.hits >= 3
         return self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
 
-    def _associate(self, tracks: list[np.ndarray], sigmas: list[float], dets: np.ndarray) -> list[tuple[int, int]]:
+    def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain
-        (a fast face seen again after sparse detection), within three standard deviations."""
-        if not tracks or not len(dets):
+        (a fast face seen again after sparse detection), within three standard deviations, if its size is
+        within a factor of 2 of the track's last detected box (not of the prediction, whose size drifts
+        while coasting: a 20 px face's track coasting 0.9 s took a faint 48 px find 140 px away and its
+        mask followed that clutter for 2 s)."""
+        if not boxes or not len(dets):
             return []
-        t = np.array(tracks, np.float32)
+        t = np.array(boxes, np.float32)
         iou = iou_matrix(t, dets)
         tc = (t[:, :2] + t[:, 2:]) / 2
         dc = (dets[:, :2] + dets[:, 2:]) / 2
         size = np.maximum(np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]), 1.0)[:, None]
         dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / size
-        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :] / size
-        reach = np.maximum(self.match_gate, 3.0 * np.asarray(sigmas)[:, None] / size)
+        seen = np.array([max(tr.last_box[2] - tr.last_box[0], tr.last_box[3] - tr.last_box[1], 1.0)
+                         for tr in tracks], np.float32)[:, None]
+        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :] / seen
+        sigma = np.array([tr.kf.position_sigma() for tr in tracks], np.float32)[:, None]
+        reach = np.maximum(self.match_gate, 3.0 * sigma / size)
         similar = (dsize > 0.5) & (dsize < 2.0)
         cost = np.where(iou > 0.1, 1.0 - iou, 1.0 + dist)
         cost = np.where((iou > 0.1) | ((dist < reach) & similar), cost, _NO_MATCH)
@@ -247,8 +265,14 @@ def _walked(box: np.ndarray, t: float, history: list[tuple[float, np.ndarray]]) 
     return None
 
 
-def _widen(box: np.ndarray, sigma: float) -> np.ndarray:
-    """Grow a predicted box by two standard deviations of its centre estimate, at most one face size:
-    beyond that a mask covers background, not the face, and the look-ahead's interpolation takes over."""
-    m = min(2.0 * sigma, float(max(box[2] - box[0], box[3] - box[1])))
-    return np.array([box[0] - m, box[1] - m, box[2] + m, box[3] + m], np.float32)
+def _widen(box: np.ndarray, sigma: float, seen: np.ndarray) -> np.ndarray:
+    """A coasting track's mask: the predicted box, its size kept within COAST_GROWTH of the last detected
+    box `seen`, grown by two standard deviations of its centre estimate, at most that face size: beyond
+    that a mask covers background, not the face, and the look-ahead's interpolation takes over. Unbounded,
+    a size trend read off two jittery finds of a 20 px face made its mask 155 px wide after 1.6 s."""
+    size = np.asarray(box[2:] - box[:2], np.float32)
+    last = np.asarray(seen[2:] - seen[:2], np.float32)
+    half = np.clip(size, last / COAST_GROWTH, last * COAST_GROWTH) / 2
+    m = min(2.0 * sigma, float(max(last)))
+    centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
+    return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

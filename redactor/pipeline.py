@@ -30,14 +30,15 @@ from redactor.track.tracker import Tracker
 from redactor.types import Detections, Frame, Regions
 
 
-LOOKAHEAD_SECONDS = 2.0
+LOOKAHEAD_SECONDS = 3.0
 LOOKAHEAD_MIB = 96.0
 LOOKAHEAD_MIN_SECONDS = 1.0
-"""The default look-ahead: 2 s, shortened to no less than 1 s where 2 s of frames would take more than 96 MiB
-(held as 4:2:0: 2 s at 1280x720 and 25 fps is 66 MiB; at 1920x1080 the buffer holds 1.3 s). Small night-IR
-faces the sweep first sees 1-2 s after they enter were left clear that long with a 1 s buffer (3 of 98
-untuned scenes met every target only with 2 s); at 1080p, 2 s brought the peak memory of a 40 s run to
-1018 MiB, past the 1 GiB budget (RESULTS.md). An explicit --lookahead is held in full."""
+"""The default look-ahead: 3 s, shortened to no less than 1 s where 3 s of frames would take more than 96 MiB
+(held as 4:2:0: 2.9 s at 1280x720 and 25 fps; at 1920x1080 the buffer holds 1.3 s). Small night-IR faces
+the sweep first sees 1-2.6 s after they enter were left clear that long with a shorter buffer (3 of 98
+untuned scenes met every target only with 2 s, and a 24 px face found 2.2 s in was clear 15 frames with
+2 s, none with 3 s); at 1080p, 2 s brought the peak memory of a 40 s run to 1018 MiB, past the 1 GiB
+budget (RESULTS.md). An explicit --lookahead is held in full."""
 
 
 @dataclass(frozen=True)

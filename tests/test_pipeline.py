@@ -81,7 +81,7 @@ def test_report_holds_boxes_not_pixels(redacted_tiny: tuple[Path, RunStats, Path
     assert set(report["frames"][0]) == {"index", "pts", "tracks", "boxes", "whole_frame", "reason"}
     assert all(len(f["boxes"]) >= 2 for f in report["frames"]), "two faces are on screen throughout"
     assert report["summary"]["frames"] == 24 and report["summary"]["tracks"] >= 3
-    assert report["summary"]["lookahead_frames"] == 24, "the default 2 s at 12 fps: a small clip fits in 96 MiB"
+    assert report["summary"]["lookahead_frames"] == 36, "the default 3 s at 12 fps: a small clip fits in 96 MiB"
     assert report["settings"]["mode"] == "blur"
 
 

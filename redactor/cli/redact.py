@@ -56,7 +56,7 @@ _DEFAULTS = RedactSettings()
                                       "under 48 px found three times, which only the small-face sweep sees).")
 @click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0), default=None,
               show_default=f"{LOOKAHEAD_SECONDS:g} s, or what fits in {LOOKAHEAD_MIB:g} MiB of frames but at least "
-                           f"{LOOKAHEAD_MIN_SECONDS:g} s: 1.3 s at 1080p",
+                           f"{LOOKAHEAD_MIN_SECONDS:g} s: 2.9 s at 720p, 1.3 s at 1080p",
               help="Seconds of frames held back so a newly found face is masked before it was found too "
                    "(a value given here is held in full).")
 @click.option("--codec", default=EncodeSettings.codec, show_default=True, help="Video encoder (FFmpeg name).")

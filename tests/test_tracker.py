@@ -384,3 +384,20 @@ def test_a_coasting_track_takes_no_find_twice_the_size_it_was_last_seen() -> Non
         tracker.update(dets(box_at(300, 296, 23)), 0.2)
         out = tracker.update(dets(box_at(330, 330, size), score=0.3), 1.1)
         assert (1 in out.tracker_id.tolist() and not out.predicted[out.tracker_id.tolist().index(1)]) is taken
+
+
+@pytest.mark.parametrize(("faint_box", "after", "steers"), [
+    ((311, 323, 383, 395), 0.12, False),
+    ((311, 323, 383, 395), 0.6, True),
+    ((358, 270, 405, 335), 0.12, True),
+])
+def test_a_faint_find_off_a_face_just_found_confidently_does_not_steer_it(
+        faint_box: tuple, after: float, steers: bool) -> None:
+    """Crowd seed 33: a 65 px face found at 0.84, then a faint box 55 px down-left of it was folded into its
+    motion, and the track coasted off while the face started a new one. Within ANCHOR_SECONDS of a confident
+    find only a faint find that overlaps the prediction steers it; later, or overlapping, one does."""
+    tracker = Tracker()
+    tracker.update(dets((355, 267, 402, 332), score=0.84), 0.0)
+    out = tracker.update(dets(faint_box, score=0.26), after)
+    assert out.data["faint"].tolist() == [True]
+    assert bool(np.hypot(*out.data["velocity"][0]) > 1.0) == steers

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from redactor.track.tracker import SMALL_FACE
+from redactor.track.tracker import ANCHOR_SECONDS, SMALL_FACE
 from redactor.types import Detections, Frame, PackedFrame
 
 
@@ -88,9 +88,6 @@ LARGE_BACKFILL_SECONDS = 0.2
 sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
 something, or turned), so its first box is painted back only this far. A half-second margin around faces
 that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
-ANCHOR_SECONDS = 0.5
-"""How long a confident detection stays the one a track's later boxes are interpolated from, while only
-faint finds (under the start score) follow it."""
 MOTION_SPAN_SECONDS = 0.15
 """Two detections at least this far apart give a motion to paint back along (one frame apart, a box's
 jitter of a tenth of its size would be read as a face's width in 0.4 s)."""

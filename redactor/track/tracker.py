@@ -24,6 +24,12 @@ SMALL_HOLD_FACTOR = 2.0
 WALK_SPEED = 12.0
 """Detector box widths per second a walker crosses at most, whatever the distance: 1.4 m/s is ~9 widths of
 a 15 cm face, and a detector's box is ~0.85 of the face; the walkers scene's fastest move ~11."""
+ANCHOR_SECONDS = 0.5
+"""For this long after a confident find (>= high), a faint find taken for the same face steers its motion
+estimate only if it overlaps the prediction: faint BlazeFace boxes can sit a third of a face or more off
+it (crowd seed 33: one 55 px off a 65 px face, three frames after a 0.84 find, sent the track coasting off
+with a widening mask while the face started a new one). The look-ahead interpolates between confident
+finds across such faint ones for the same reason."""
 CHAIN_SECONDS = 1.0
 """How long small faint finds are remembered, to see a walker's earlier steps in them."""
 COAST_GROWTH = 1.5
@@ -53,6 +59,7 @@ class _Track:
     last_seen: float
     hits: int = 1
     trace: tuple[float, np.ndarray] | None = None  # (time, box) of the earliest faint find leading to its start
+    confident: float = -np.inf  # time of its last detection that scored >= high
 
 
 class Tracker:
@@ -135,7 +142,12 @@ class Tracker:
             claimed = set(matched.values())
             for k, di in matched.items():
                 tr = self._tracks[k]
-                tr.kf.update(detections.xyxy[di], faint=bool(detections.confidence[di] < self.high))
+                faint = bool(detections.confidence[di] < self.high)
+                if not faint or t - tr.confident >= ANCHOR_SECONDS or iou_matrix(
+                        predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
+                    tr.kf.update(detections.xyxy[di], faint=faint)
+                if not faint:
+                    tr.confident = t
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
@@ -155,7 +167,8 @@ class Tracker:
                 box = np.asarray(detections.xyxy[di], np.float32)
                 velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
                 self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity), box, t,
-                                           trace=_traced(box, history)))
+                                           trace=_traced(box, history),
+                                           confident=t if detections.confidence[di] >= self.high else -np.inf))
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
                 self._next_id += 1

@@ -64,9 +64,8 @@ class KalmanBox:
         size = max(z[2], z[3], 4.0)
         jump = float(np.hypot(*(z[:2] - self.x[:2])))
         if jump > size * (0.25 + MAX_SPEED * self._since_update):
-            if faint:
-                return z_to_xyxy(self.x)
-            self._start(z)
+            if not faint:
+                self._start(z)
             return z_to_xyxy(self.x)
         self._since_update = 0.0
         r = np.eye(4) * (0.05 * max(z[2], z[3], 4.0)) ** 2

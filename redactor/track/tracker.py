@@ -142,11 +142,11 @@ class Tracker:
             claimed = set(matched.values())
             for k, di in matched.items():
                 tr = self._tracks[k]
-                faint = bool(detections.confidence[di] < self.high)
-                if not faint or t - tr.confident >= ANCHOR_SECONDS or iou_matrix(
+                weak = bool(detections.confidence[di] < self.high)
+                if not weak or t - tr.confident >= ANCHOR_SECONDS or iou_matrix(
                         predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
-                    tr.kf.update(detections.xyxy[di], faint=faint)
-                if not faint:
+                    tr.kf.update(detections.xyxy[di], faint=weak)
+                if not weak:
                     tr.confident = t
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t

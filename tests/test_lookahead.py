@@ -231,9 +231,10 @@ def test_a_plausible_next_detection_replaces_the_guess() -> None:
 
 
 def walk(buffer: LookAhead, size: float, first_found: int, second_found: int, frames: int,
-         step: float = -8.0, faint_second: bool = False) -> tuple[dict[int, Slot], dict[int, np.ndarray]]:
+         step: float = -8.0, faint_second: bool = False, faint_first: bool = False
+         ) -> tuple[dict[int, Slot], dict[int, np.ndarray]]:
     """A face `size` px wide walking `step` px per frame from x = 1200; detected only at the two given frames
-    (first hit, second hit, which may be faint), coasting in between and after."""
+    (first hit, second hit, either of which may be faint), coasting in between and after."""
     faces = {k: np.array([1200 + step * k, 300.0, 1200 + step * k + size, 300.0 + size], np.float32)
              for k in range(frames)}
     released: list[Slot] = []
@@ -242,7 +243,7 @@ def walk(buffer: LookAhead, size: float, first_found: int, second_found: int, fr
             seen = tracked()
         elif k in (first_found, second_found):
             seen = tracked((5, tuple(faces[k]), False, 1 if k == first_found else 2))
-            seen.data["faint"] = np.array([faint_second and k == second_found])
+            seen.data["faint"] = np.array([faint_first if k == first_found else faint_second])
         else:
             seen = tracked((5, tuple(faces[k] + np.array([-4, -4, 4, 4])), True, 1))
         released += buffer.push(frame(k), seen)
@@ -283,6 +284,48 @@ def test_a_track_that_starts_with_its_motion_is_painted_back_along_it_at_once() 
     (box,) = first.boxes
     assert box[0] <= 1030 + 200 <= box[2] - 22, "frame 0: the face walked 1 s (200 px) to where it was found"
     assert box[2] - box[0] <= 22 * 2 + 0.01, "margin half a face width a second each way"
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_track_started_by_faint_finds_is_painted_back_only_as_far_as_they_reach_until_confirmed(
+        confirmed: bool) -> None:
+    """A 22 px track the tracker starts on frame 60 from a line of faint finds reaching back to frame 50 is
+    painted along its motion back to half a second before that (frame 38), not over all 75 held frames: a
+    faint bottle on a panning shot was masked 3 s back (walkers seed 28). A confident find on frame 70 makes
+    it a face: every frame still held then gets the box moved back along the motion."""
+    buffer, released, fps = LookAhead(75, 25.0), [], 25.0
+    faces = {k: np.array([1030 + 8 * (60 - k), 250, 1052 + 8 * (60 - k), 272], np.float32) for k in range(71)}
+
+    def seen(k: int, coasting: bool, hits: int, faint: bool) -> Detections:
+        return Detections(faces[k][None], np.ones(1, np.float32), np.array([1]), np.array([coasting]),
+                          detector="tracker", data={"hits": np.array([hits]), "velocity": np.array([[-200.0, 0.0]]),
+                                                    "traced": np.array([0.4 if hits == 1 else 0.0]),
+                                                    "traced_box": faces[50][None] if hits == 1 else faces[k][None],
+                                                    "faint": np.array([faint])})
+
+    for k in range(60):
+        released += buffer.push(frame(k), tracked())
+    released += buffer.push(frame(60), seen(60, False, 1, True))
+    for k in range(61, 71):
+        released += buffer.push(frame(k), seen(k, k < 70, 2, not (confirmed and k == 70)))
+    slots = {s.frame.index: s for s in released + buffer.flush()}
+    start = 50 - round(0.5 * fps)
+    for k in range(start, 60):
+        assert any(contains(b, faces[k]) for b in slots[k].boxes), f"frame {k}: the faint trace's face is clear"
+    for k in range(start):
+        assert any(contains(b, faces[k]) for b in slots[k].boxes) == confirmed, f"frame {k}"
+
+
+@pytest.mark.parametrize("faint_second", [False, True])
+def test_a_repeated_faint_find_is_painted_back_along_its_motion_only_near_it_until_confirmed(
+        faint_second: bool) -> None:
+    """The same 26 px walker, its track started by a faint find that the pass before had found too: its
+    motion is painted back half a second from its first find (frames 3-14), and over every held frame once
+    a confident find confirms it."""
+    slots, faces = walk(LookAhead(25, 25.0), 26.0, first_found=15, second_found=20, frames=30,
+                        faint_first=True, faint_second=faint_second)
+    for k in range(15):
+        assert any(contains(b, faces[k]) for b in slots[k].boxes) == (k >= 3 or not faint_second), f"frame {k}"
 
 
 def test_paint_back_waits_for_a_second_detection_far_enough_apart() -> None:

@@ -23,9 +23,13 @@ the face is masked where it was, not only near where it was first found.
 A track the tracker starts from a line of faint finds comes with its motion
 and is painted back along it at once; one whose place earlier passes found
 faint comes with where that trace began, and is masked from there (the box
-interpolated between). A faint find (under the start score) shortly after a
-confident one adds its box but does not replace the confident one as the
-start of the next interpolation: faint boxes can sit a third of a face off.
+interpolated between). Such a track, started by faint finds alone, is
+painted back only as far as its faint finds reach (and half a second more)
+until a confident find confirms it; then over every frame still held: a
+faint bottle on a panning shot, seen twice on a line, was otherwise masked
+3 s back. A faint find (under the start score) shortly after a confident one
+adds its box but does not replace the confident one as the start of the next
+interpolation: faint boxes can sit a third of a face off.
 Larger faces are found by the every-frame detector as soon as they show, and
 painting them back a whole second cost 0.4-0.8 points of background.
 """
@@ -113,6 +117,10 @@ class LookAhead:
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
         self._strong: dict[int, int] = {}  # track id -> frame of its last detection that scored >= the start
+        # Tracks started by faint finds and not yet found confidently -> the first frame their motion is painted
+        # back to, and what painting it further back would take.
+        self._doubtful: dict[int, int] = {}
+        self._unpainted: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
 
     def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
         """Add one frame and its tracked boxes; return the slots that are now final."""
@@ -138,6 +146,8 @@ class LookAhead:
             anchored = weak and self._anchored(tid, frame.index)
             if n == 1:
                 start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
+                if weak:
+                    self._doubtful[tid] = start - int(round(BACKFILL_SECONDS * self.fps))
                 self._backfill(tid, first, start)
                 if start < frame.index:
                     self._last_detected[tid] = (start, first)
@@ -154,10 +164,13 @@ class LookAhead:
                 self._last_detected[tid] = (frame.index, box)
             if not weak:
                 self._strong[tid] = frame.index
+                self._confirm(tid)
         live = set(slot.tracks)
         self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
         self._first = {k: v for k, v in self._first.items() if k in live}
         self._strong = {k: v for k, v in self._strong.items() if k in live}
+        self._doubtful = {k: v for k, v in self._doubtful.items() if k in live}
+        self._unpainted = {k: v for k, v in self._unpainted.items() if k in live}
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.holds(frame):
@@ -191,6 +204,8 @@ class LookAhead:
         self._last_detected.clear()
         self._first.clear()
         self._strong.clear()
+        self._doubtful.clear()
+        self._unpainted.clear()
         return ready
 
     def _anchored(self, tid: int, index: int) -> bool:
@@ -227,16 +242,27 @@ class LookAhead:
         if self._plausible(first, box, span / self.fps):
             self._paint_along(tid, first, start, ((box[:2] + box[2:]) - (first[:2] + first[2:])) / 2 / span)
 
-    def _paint_along(self, tid: int, first: np.ndarray, start: int, step: np.ndarray) -> None:
-        """Paint box `first`, found on frame `start`, back over the held frames before it, moving `step` px a
-        frame (a track that starts with its motion known, from faint finds before it, is painted at once)."""
+    def _paint_along(self, tid: int, first: np.ndarray, start: int, step: np.ndarray, until: int | None = None) -> None:
+        """Paint box `first`, found on frame `start`, back over the held frames before it (and before `until`),
+        moving `step` px a frame (a track that starts with its motion known, from faint finds before it, is
+        painted at once); a doubtful track only as far back as its faint finds reach, the rest kept for later."""
+        since = self._doubtful.get(tid)
+        if since is not None:
+            self._unpainted[tid] = (first, start, step)
+        end = start if until is None else min(start, until)
         size = float(max(first[2] - first[0], first[3] - first[1]))
         for slot in self._slots:
             back = start - slot.index
-            if back > 0:
+            if slot.index < end and (since is None or slot.index >= since):
                 m = 0.5 * size * back / self.fps
                 shift = -step * back
                 slot.add(tid, first + np.array([shift[0] - m, shift[1] - m, shift[0] + m, shift[1] + m], np.float32))
+
+    def _confirm(self, tid: int) -> None:
+        """A confident find of a doubtful track: paint its motion back over the held frames it skipped."""
+        since = self._doubtful.pop(tid, None)
+        if since is not None and tid in self._unpainted:
+            self._paint_along(tid, *self._unpainted.pop(tid), until=since)
 
     def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
         start, first = self._last_detected[tid]

@@ -38,7 +38,8 @@ from pathlib import Path
 import click
 
 from benchmarks import peers
-from benchmarks.score import ScoreReport, score
+from benchmarks.score import (IDENTITY_EVERY, IDENTITY_MATCH, IDENTITY_MIN_VISIBLE, IDENTITY_MIN_WIDTH, IdentityCheck,
+                              ScoreReport, score)
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, crowd_720p, make_clip
 from redactor.detect import DETECTOR_CHOICES
 from redactor.media.sink import EncodeSettings
@@ -197,7 +198,8 @@ class Result:
         return self.frames_out / self.seconds
 
 
-def measure(tool: Tool, clip: Path, one_frame: Path, out_dir: Path, frames_in: int, gt: GroundTruth) -> Result:
+def measure(tool: Tool, clip: Path, one_frame: Path, out_dir: Path, frames_in: int, gt: GroundTruth,
+            identity: IdentityCheck | None = None) -> Result:
     """Time the tool on the clip and on its one-frame cut, then score its output."""
     slug = "".join(c if c.isalnum() else "_" for c in tool.name).strip("_")
     dst = out_dir / f"{clip.stem}.{slug}.mp4"
@@ -211,7 +213,7 @@ def measure(tool: Tool, clip: Path, one_frame: Path, out_dir: Path, frames_in: i
     startup_dst.unlink(missing_ok=True)
     startup = run_timed(tool.command(one_frame, startup_dst, None))
     stages = json.loads(report.read_text())["summary"]["stage_seconds"] if report is not None else {}
-    scored: ScoreReport = score(clip, dst, gt)
+    scored: ScoreReport = score(clip, dst, gt, identity=identity)
     return Result(tool.name, shlex.join(command), frames_in, peers.count_frames(dst), timed.seconds,
                   timed.cpu_seconds, startup.seconds, scored.to_dict(), stages)
 
@@ -252,8 +254,8 @@ def speed_table(results: list[Result]) -> str:
 def recall_table(results: list[Result]) -> str:
     bins = list(results[0].score["by_width"])
     lines = ["| tool | recall | " + " | ".join(f"{b} px" for b in bins)
-             + " | tracks ever clear | longest clear run (frames) | background changed |",
-             "|---|---:|" + "---:|" * len(bins) + "---:|---:|---:|"]
+             + " | tracks ever clear | longest clear run (frames) | background changed | identity kept |",
+             "|---|---:|" + "---:|" * len(bins) + "---:|---:|---:|---:|"]
     for r in results:
         s = r.score
         cells = [_pct(s["by_width"][b]["recall"]) for b in bins]
@@ -261,9 +263,16 @@ def recall_table(results: list[Result]) -> str:
         error = f" (scorer: {s['error']})" if s.get("error") else ""
         lines.append(f"| {r.tool}{error} | {_pct(s['recall'])} | " + " | ".join(cells)
                      + f" | {s['tracks_ever_clear']} of {len(s['tracks'])} | {longest} | "
-                     f"{_pct(s['background_changed'])} |")
+                     f"{_pct(s['background_changed'])} | {_identity(s)} |")
     face_frames = " | ".join(f"{b}: {results[0].score['by_width'][b]['face_frames']}" for b in bins)
-    return "\n".join(lines) + f"\n\nFace-frames per width bin: {face_frames}."
+    return ("\n".join(lines) + f"\n\nFace-frames per width bin: {face_frames}. Identity kept: face-frames >= "
+            f"{IDENTITY_MIN_WIDTH:.0f} px, {IDENTITY_MIN_VISIBLE:.0%} visible (every {IDENTITY_EVERY}th frame) whose dlib descriptor after redaction is "
+            f"still within {IDENTITY_MATCH} of the original's (benchmarks/score.py).")
+
+
+def _identity(s: dict) -> str:
+    checked = s.get("identity_checked", 0)
+    return f"{s['identity_kept']} of {checked}" if checked else "n/a"
 
 
 def stage_table(results: list[Result]) -> str:
@@ -318,10 +327,11 @@ def machine() -> dict:
               help="Only the floor, the defaults, --variant rows and deface (no other detectors or periods).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every figure, command and score as JSON.")
+@click.option("--no-identity", is_flag=True, help="Skip the face-descriptor identity check (saves ~20 s a row).")
 @click.option("--tables-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Measure nothing: re-print the tables of a run saved with --json.")
 def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_deface: bool,
-         no_alternatives: bool, json_path: Path | None, tables_from: Path | None) -> None:
+         no_alternatives: bool, json_path: Path | None, no_identity: bool, tables_from: Path | None) -> None:
     """Time the floor, redactor and deface on the same synthetic clips; print Markdown tables."""
     if tables_from is not None:
         saved = json.loads(tables_from.read_text())
@@ -338,6 +348,7 @@ def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_de
         peers.ensure_deface()
         info["deface"], info["deface_args"] = peers.deface_versions(), peers.deface_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
+    identity = None if no_identity else IdentityCheck()
     everything: dict = {"machine": info, "seconds": seconds, "seed": seed, "sizes": {}}
     click.echo(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, {info['date']}, "
                f"commit {info['commit'][:10]}" + (", uncommitted changes: " + "; ".join(info["uncommitted"])
@@ -351,7 +362,7 @@ def main(seconds: float, sizes: str, seed: int, variants: tuple[str, ...], no_de
         for tool in tools:  # untimed: fills JIT and file caches, so no row pays for them
             run_timed(tool.command(one_frame, OUT_DIR / "warmup.mp4", None))
         load_before = os.getloadavg()
-        results = [measure(t, clip, one_frame, OUT_DIR, spec.n_frames, gt) for t in tools]
+        results = [measure(t, clip, one_frame, OUT_DIR, spec.n_frames, gt, identity) for t in tools]
         load_after = os.getloadavg()
         size = {"clip": str(clip), "width": spec.width, "height": spec.height, "fps": spec.fps,
                 "frames": spec.n_frames, "load_before": load_before, "load_after": load_after,

@@ -22,7 +22,7 @@ import skimage.data
 
 from benchmarks import score as score_module
 from benchmarks import synth
-from benchmarks.score import compare_face, score
+from benchmarks.score import IDENTITY_EVERY, IDENTITY_MIN_VISIBLE, IdentityCheck, compare_face, score
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, GTBox
 
 Edit = Callable[[np.ndarray, list[GTBox]], np.ndarray]
@@ -393,6 +393,23 @@ def test_one_leaked_frame_is_counted_per_track_and_run(tiny: tuple[Path, GroundT
     assert [(t.id, t.clear_frames, t.longest_clear_run) for t in report.tracks] == [(0, 0, 0), (1, 3, 3), (2, 0, 0)]
     assert report.tracks_ever_clear == 1 and report.clear_faces == ((5, 1), (6, 1), (7, 1))
     assert report.protected == report.face_frames - 3
+
+
+def test_the_identity_check_tells_a_copy_from_a_blurred_one(tiny: tuple[Path, GroundTruth], workdir: Path) -> None:
+    """dlib's descriptor of every checked face still matches the original's in a plain re-encode, and none
+    does once the faces are blurred; partly hidden faces and frames off the sampling step are not checked."""
+    path, gt = tiny
+    check = IdentityCheck()
+    same = score(path, redact(path, workdir / "id_same.mp4", gt, unchanged), gt, identity=check)
+    blurred = score(path, redact(path, workdir / "id_blur.mp4", gt, blur_boxes(1 / 6)), gt, identity=check)
+    expected = sum(1 for t in range(0, gt.n_frames, IDENTITY_EVERY) for b in gt.boxes_at(t)
+                   if b.visible_fraction >= IDENTITY_MIN_VISIBLE and b.face_width >= 24)
+    assert expected >= 8
+    assert same.identity_checked == blurred.identity_checked == expected
+    assert same.identity_kept == expected and blurred.identity_kept == 0
+    assert sum(b.identity_checked for b in same.by_width.values()) == expected
+    result = CliRunner().invoke(score_module.main, [str(path), str(workdir / "id_same.mp4"), "--identity"])
+    assert result.exit_code == 0 and f"identity kept: {expected} of {expected}" in result.output
 
 
 def test_frame_count_mismatch_is_reported_not_raised(tiny: tuple[Path, GroundTruth], workdir: Path) -> None:

@@ -45,10 +45,10 @@ much as it was, which the scorer reports. tests/test_harness.py pins these
 calls on small clips.
 
 Identity check (optional, `--identity`): on every IDENTITY_EVERY-th frame, each
-face >= IDENTITY_MIN_WIDTH px and at least IDENTITY_MIN_VISIBLE visible gets dlib's face descriptor (the watchlist's own,
-redactor/recognise/embedder.py) computed on the original and on the redacted
-frame at the ground-truth box; the face's identity is KEPT when the two are
-within IDENTITY_MATCH (dlib's published same-person distance; our watchlist
+face >= IDENTITY_MIN_WIDTH px and at least IDENTITY_MIN_VISIBLE visible gets
+dlib's face descriptor (the watchlist's own, redactor/recognise/embedder.py)
+computed on the original and on the redacted frame at the ground-truth box; the
+face's identity is KEPT when the two are within IDENTITY_MATCH (dlib's published same-person distance; our watchlist
 accepts only under 0.5). This asks a face recogniser, not a pixel statistic,
 whether the redaction worked, and it is stricter than a real attacker's test:
 it compares with the very image that was blurred, not another photo of the
@@ -79,6 +79,7 @@ import cv2
 import numpy as np
 
 from benchmarks.synth import GroundTruth, GTBox
+from redactor.recognise.embedder import Embedder
 
 CORRELATION_MAX = 0.75
 DETAIL_MAX = 0.8
@@ -180,16 +181,13 @@ class IdentityCheck:
     """Whether a redacted face's descriptor still matches the original's; the original's descriptors are
     computed once per clip and reused for every tool scored on it."""
 
-    def __init__(self, every: int = IDENTITY_EVERY, min_width: float = IDENTITY_MIN_WIDTH) -> None:
-        from redactor.recognise.embedder import Embedder
-
-        self.every = every
-        self.min_width = min_width
+    def __init__(self) -> None:
         self._embedder = Embedder()
         self._originals: dict[tuple[str, int, int], np.ndarray] = {}
 
-    def applies(self, frame_index: int, face: GTBox) -> bool:
-        return (frame_index % self.every == 0 and face.face_width >= self.min_width
+    @staticmethod
+    def applies(frame_index: int, face: GTBox) -> bool:
+        return (frame_index % IDENTITY_EVERY == 0 and face.face_width >= IDENTITY_MIN_WIDTH
                 and face.visible_fraction >= IDENTITY_MIN_VISIBLE)
 
     def kept(self, original_path: str, frame_index: int, face: GTBox, original: av.VideoFrame,

@@ -266,8 +266,8 @@ def recall_table(results: list[Result]) -> str:
                      f"{_pct(s['background_changed'])} | {_identity(s)} |")
     face_frames = " | ".join(f"{b}: {results[0].score['by_width'][b]['face_frames']}" for b in bins)
     return ("\n".join(lines) + f"\n\nFace-frames per width bin: {face_frames}. Identity kept: face-frames >= "
-            f"{IDENTITY_MIN_WIDTH:.0f} px, {IDENTITY_MIN_VISIBLE:.0%} visible (every {IDENTITY_EVERY}th frame) whose dlib descriptor after redaction is "
-            f"still within {IDENTITY_MATCH} of the original's (benchmarks/score.py).")
+            f"{IDENTITY_MIN_WIDTH:.0f} px, {IDENTITY_MIN_VISIBLE:.0%} visible (every {IDENTITY_EVERY}th frame) whose "
+            f"dlib descriptor after redaction is still within {IDENTITY_MATCH} of the original's (benchmarks/score.py).")
 
 
 def _identity(s: dict) -> str:

@@ -81,7 +81,8 @@ class Tracker:
     more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
     three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
     in. A new small track on such a line, faint or not, starts with that motion,
-    which the look-ahead paints back at once. And a small face's track found at
+    which the look-ahead paints back at once (only near the faint finds until a
+    confident find confirms a track they alone started). And a small face's track found at
     least three times is held SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px
     face in night-IR noise went unfound for 1.8 s between two runs of
     detections, and its track had ended after 1 s (one found once or twice is

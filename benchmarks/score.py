@@ -79,6 +79,7 @@ import cv2
 import numpy as np
 
 from benchmarks.synth import GroundTruth, GTBox
+from redactor.errors import RedactorError
 from redactor.recognise.embedder import Embedder
 
 CORRELATION_MAX = 0.75
@@ -182,7 +183,10 @@ class IdentityCheck:
     computed once per clip and reused for every tool scored on it."""
 
     def __init__(self) -> None:
-        self._embedder = Embedder()
+        try:
+            self._embedder = Embedder()
+        except RedactorError as exc:
+            raise click.ClickException(f"identity check: {exc}") from None
         self._originals: dict[tuple[str, int, int], np.ndarray] = {}
 
     @staticmethod
@@ -190,12 +194,13 @@ class IdentityCheck:
         return (frame_index % IDENTITY_EVERY == 0 and face.face_width >= IDENTITY_MIN_WIDTH
                 and face.visible_fraction >= IDENTITY_MIN_VISIBLE)
 
-    def kept(self, original_path: str, frame_index: int, face: GTBox, original: av.VideoFrame,
-             redacted: av.VideoFrame) -> bool:
+    def kept(self, original_path: str, frame_index: int, face: GTBox, original: np.ndarray,
+             redacted: np.ndarray) -> bool:
+        """`original` and `redacted` are the two RGB frames."""
         key = (original_path, frame_index, face.track_id)
         if key not in self._originals:
-            self._originals[key] = self._embedder.embed(original.to_ndarray(format="rgb24"), face.box)
-        after = self._embedder.embed(redacted.to_ndarray(format="rgb24"), face.box)
+            self._originals[key] = self._embedder.embed(original, face.box)
+        after = self._embedder.embed(redacted, face.box)
         return bool(np.linalg.norm(after - self._originals[key]) < IDENTITY_MATCH)
 
 
@@ -306,6 +311,7 @@ def score(
             if orig_frame is None or red_frame is None or errors:
                 continue
             orig, red = orig_frame.to_ndarray(format="gray"), red_frame.to_ndarray(format="gray")
+            rgb: tuple[np.ndarray, np.ndarray] | None = None
             if orig.shape != red.shape or orig.shape != (gt.height, gt.width):
                 errors.append(
                     f"frame sizes differ: original {orig.shape[1]}x{orig.shape[0]}, redacted"
@@ -320,8 +326,10 @@ def score(
                 bins[name][0] += 1
                 bins[name][1] += verdict.protected
                 if identity is not None and identity.applies(t, b):
+                    if rgb is None:
+                        rgb = orig_frame.to_ndarray(format="rgb24"), red_frame.to_ndarray(format="rgb24")
                     bins[name][2] += 1
-                    bins[name][3] += identity.kept(str(original_path), t, b, orig_frame, red_frame)
+                    bins[name][3] += identity.kept(str(original_path), t, b, *rgb)
                 tr = per_track[b.track_id]
                 tr["n"] += 1
                 if verdict.protected:

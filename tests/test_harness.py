@@ -412,6 +412,18 @@ def test_the_identity_check_tells_a_copy_from_a_blurred_one(tiny: tuple[Path, Gr
     assert result.exit_code == 0 and f"identity kept: {expected} of {expected}" in result.output
 
 
+def test_the_identity_check_without_its_model_is_a_one_line_error(
+        tiny: tuple[Path, GroundTruth], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from redactor.models import ENV_DIR, spec_for
+
+    (tmp_path / spec_for("dlib-shape-5").filename).write_bytes(b"not a model")
+    monkeypatch.setenv(ENV_DIR, str(tmp_path))
+    path, _ = tiny
+    result = CliRunner().invoke(score_module.main, [str(path), str(path), "--identity"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.startswith("Error: identity check: cached model") and result.output.count("\n") == 1
+
+
 def test_frame_count_mismatch_is_reported_not_raised(tiny: tuple[Path, GroundTruth], workdir: Path) -> None:
     path, gt = tiny
     report = score(path, redact(path, workdir / "short.mp4", gt, blur_frame, keep_frames=20), gt)

@@ -10,6 +10,7 @@ SIGKILL; the worker tests kill a real worker process (local or Ray) mid-chunk.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -27,10 +29,11 @@ from benchmarks.synth import ClipSpec, FaceSpec, GTBox, _mux_tone, render_frames
 from redactor.batch import BatchOptions, run_batch
 from redactor.batch.chunks import Chunk, Probe, plan
 from redactor.batch.engines import Engine
-from redactor.batch.manifest import MANIFEST_NAME, STAGING_NAME, Manifest, Outcome, Status, file_sha256
+from redactor.batch.manifest import (MANIFEST_NAME, STAGING_NAME, InputKey, Manifest, Outcome, Status, file_sha256,
+                                     settings_hash)
 from redactor.batch.walk import walk
 from redactor.cli import main
-from redactor.errors import InputError, OutputError
+from redactor.errors import InputError, ModelError, OutputError, ProcessingError
 from redactor.pipeline import RedactSettings
 from tests.helpers import DoesNotRaise, clear_faces, read_video, wait_for
 
@@ -159,8 +162,192 @@ def test_local_batch_redacts_mirrors_and_fails_bad_files_alone(archive: tuple[Pa
     failures = [line.split(": failed: ", 1) for line in result.output.splitlines() if ": failed: " in line]
     check_batch(src, dst, truth, dict(failures))
     again = CliRunner().invoke(main, ["batch", str(src), str(dst), "--resume", "-j", "1"])
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == InputError.exit_code, again.output
     assert "0 redacted, 3 already done, 0 failed, 2 failed earlier" in again.output
+    assert "2 of 5 files still failed from an earlier run" in again.output
+
+
+# ---------------------------------------------------------------- resume: replaced inputs, earlier failures
+
+
+def pad_mp4(path: Path, size: int) -> None:
+    """Grow an MP4 to `size` bytes with a trailing `free` box (players skip it): the same video at another size."""
+    extra = size - path.stat().st_size
+    assert extra >= 8
+    with path.open("ab") as f:
+        f.write(extra.to_bytes(4, "big") + b"free" + bytes(extra - 8))
+
+
+def distance(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean absolute pixel difference of two equally long videos."""
+    return float(np.mean([np.abs(x.astype(np.int16) - y).mean() for x, y in zip(a, b, strict=True)]))
+
+
+def test_resume_redoes_a_source_replaced_by_another_of_the_same_size_and_mtime(tmp_path: Path) -> None:
+    """A recording overwritten by a different one of the same size, its mtime set back (`touch -r`, `cp -p`), is
+    redone, not left with the old recording's output; a file only touched is hashed and kept, not redone."""
+    src, dst = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    old, new = tmp_path / "old.mp4", tmp_path / "new.mp4"
+    for seed, path in ((0, src / "a.mp4"), (1, old), (2, new)):
+        encode_clip(tiny_test_clip(seed), path)
+    size = max(old.stat().st_size, new.stat().st_size) + 16
+    pad_mp4(old, size)
+    pad_mp4(new, size)
+    (src / "b.mp4").write_bytes(old.read_bytes())
+    first = CliRunner().invoke(main, ["batch", str(src), str(dst), "-q"])
+    assert first.exit_code == 0, first.output
+    sql = "SELECT rel, input_sha256, output_sha256 FROM files"
+    before = {rel: shas for rel, *shas in read_manifest(dst, sql)}
+    kept = (dst / "a.mp4").stat()
+
+    recorded = (src / "b.mp4").stat()
+    (src / "b.mp4").write_bytes(new.read_bytes())                       # in place: the same inode
+    os.utime(src / "b.mp4", ns=(recorded.st_atime_ns, recorded.st_mtime_ns))
+    replaced = (src / "b.mp4").stat()
+    assert (replaced.st_size, replaced.st_mtime_ns) == (recorded.st_size, recorded.st_mtime_ns)
+    touched = (src / "a.mp4").stat()
+    os.utime(src / "a.mp4", ns=(touched.st_atime_ns, touched.st_mtime_ns + 10**9))
+
+    resumed = CliRunner().invoke(main, ["batch", str(src), str(dst), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "2 files found, 1 redacted, 1 already done, 0 failed" in resumed.output
+    after = {rel: shas for rel, *shas in read_manifest(dst, sql)}
+    assert after["b.mp4"][0] == file_sha256(new) != before["b.mp4"][0]
+    assert after["b.mp4"][1] == file_sha256(dst / "b.mp4") != before["b.mp4"][1]
+    redacted = read_video(dst / "b.mp4").frames
+    assert distance(redacted, read_video(new).frames) < distance(redacted, read_video(old).frames)
+    assert after["a.mp4"] == before["a.mp4"]
+    assert ((dst / "a.mp4").stat().st_ino, (dst / "a.mp4").stat().st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    # The touched file was hashed once; its new key is recorded, so the next run knows it without hashing.
+    key = read_manifest(dst, "SELECT input_size, input_mtime_ns, input_ctime_ns, input_ino FROM files "
+                             "WHERE rel='a.mp4'")
+    assert InputKey(*key[0]) == InputKey.of((src / "a.mp4").stat())
+
+
+class Bystander:
+    """An observer that ignores the batch's progress; the ones below act on it by overriding `advance`."""
+
+    def planned(self, files: int, frames: int) -> None:
+        pass
+
+    def expect(self, frames: int) -> None:
+        pass
+
+    def advance(self, frames: int) -> None:
+        pass
+
+    def finished(self, rel: str, reason: str | None) -> None:
+        pass
+
+
+class ReplaceSource(Bystander):
+    """Overwrites a source file in place with other bytes as soon as any frame of it is reported, that is while the
+    batch has it claimed and before its output is published."""
+
+    def __init__(self, path: Path, replacement: bytes) -> None:
+        self.path, self.replacement, self.replaced = path, replacement, False
+
+    def advance(self, frames: int) -> None:
+        if not self.replaced and frames > 0:
+            self.path.write_bytes(self.replacement)
+            self.replaced = True
+
+
+def test_a_source_replaced_while_it_is_redacted_fails_and_is_redone_on_resume(tmp_path: Path) -> None:
+    """An output made while its source was being overwritten is never published as that source's: the file fails
+    (input code, nothing in DST) and --resume redoes it from what the source now holds."""
+    src, dst = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    new = tmp_path / "new.mp4"
+    encode_clip(tiny_test_clip(6), src / "a.mp4")
+    encode_clip(tiny_test_clip(7), new)
+    replacer = ReplaceSource(src / "a.mp4", new.read_bytes())
+    summary = run_batch(src, dst, RedactSettings(), BatchOptions(), observer=replacer)
+    assert replacer.replaced and summary.done == 0
+    assert [(rel, code) for rel, _, code in summary.failed] == [("a.mp4", InputError.exit_code)]
+    assert "changed while it was being redacted" in summary.failed[0][1]
+    assert not (dst / "a.mp4").exists()
+
+    resumed = run_batch(src, dst, RedactSettings(), BatchOptions(resume=True))
+    assert (resumed.done, resumed.failed, resumed.failed_before) == (1, [], [])
+    assert read_manifest(dst, "SELECT input_sha256, output_sha256 FROM files") == [
+        (file_sha256(new), file_sha256(dst / "a.mp4"))]
+
+
+def test_resume_exits_non_zero_while_files_are_still_failed_from_an_earlier_run(tmp_path: Path) -> None:
+    """--resume that leaves an earlier failure untried is not a complete batch: the failed file's exit code, how many
+    are left and how to retry them; --retry-failed tries it again, and a repaired input is redone unasked."""
+    src, dst = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    encode_clip(tiny_test_clip(3), src / "good.mp4")
+    whole = tmp_path / "whole.mp4"
+    encode_clip(tiny_test_clip(4), whole)
+    (src / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    command = ["batch", str(src), str(dst)]
+    first = CliRunner().invoke(main, [*command, "-q"])
+    assert first.exit_code == InputError.exit_code, first.output
+    assert "1 of 2 files failed (see" in first.output
+
+    again = CliRunner().invoke(main, [*command, "--resume"])
+    assert again.exit_code == InputError.exit_code, again.output
+    assert "Traceback" not in again.output
+    assert f"cut.mp4: failed earlier: {src / 'cut.mp4'}: truncated" in again.output
+    assert "0 redacted, 1 already done, 0 failed, 1 failed earlier" in again.output
+    assert again.output.strip().splitlines()[-1] == (
+        f"Error: 1 of 2 files still failed from an earlier run (see {dst / MANIFEST_NAME}); "
+        "fix them and run again with --resume --retry-failed")
+    assert read_manifest(dst, "SELECT status, exit_code, attempts FROM files WHERE rel='cut.mp4'") == [
+        ("failed", InputError.exit_code, 1)]
+
+    retried = CliRunner().invoke(main, [*command, "--resume", "--retry-failed", "-q"])
+    assert retried.exit_code == InputError.exit_code, retried.output
+    assert "1 of 2 files failed (see" in retried.output and "earlier" not in retried.output
+    assert read_manifest(dst, "SELECT attempts FROM files WHERE rel='cut.mp4'") == [(2,)]
+
+    (src / "cut.mp4").write_bytes(whole.read_bytes())
+    repaired = CliRunner().invoke(main, [*command, "--resume", "-q"])
+    assert repaired.exit_code == 0, repaired.output
+    assert read_manifest(dst, "SELECT rel, status, exit_code FROM files ORDER BY rel") == [
+        ("cut.mp4", "done", None), ("good.mp4", "done", None)]
+
+
+def test_manifest_of_schema_1_is_migrated_and_resumed(tmp_path: Path) -> None:
+    """A manifest written before the quick key held ctime and inode (schema 1) is upgraded in place: a finished file
+    is hashed once and kept, a failed one still counts (its unrecorded exit code as 6); an unknown schema is refused."""
+    src, dst = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    encode_clip(tiny_test_clip(5), src / "a.mp4")
+    (src / "c.mp4").write_bytes((src / "a.mp4").read_bytes())
+    wanted = settings_hash(RedactSettings())
+    with Manifest(dst) as m:
+        m.staging.mkdir()
+        (dst / "c.mp4").mkdir()    # c's output cannot be moved into place: it fails with code 4
+        for rel in ("a.mp4", "c.mp4"):
+            m.mark_running("r1", rel, InputKey.of((src / rel).stat()), wanted)
+            staged = m.staging / rel
+            staged.write_bytes(b"redacted " + rel.encode())
+            m.publish("r1", rel, staged, Outcome(file_sha256(src / rel), file_sha256(staged), 24, 2.0, 1.0, 1))
+    rows = {rel: (status, code) for rel, status, code in read_manifest(dst, "SELECT rel, status, exit_code FROM files")}
+    assert rows == {"a.mp4": ("done", None), "c.mp4": ("failed", OutputError.exit_code)}
+    with closing(sqlite3.connect(dst / MANIFEST_NAME)) as db, db:
+        for column in ("input_ctime_ns", "input_ino", "exit_code"):
+            db.execute(f"ALTER TABLE files DROP COLUMN {column}")
+        db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+
+    summary = run_batch(src, dst, RedactSettings(), BatchOptions(resume=True))
+    assert (summary.done, summary.skipped, [(rel, code) for rel, _, code in summary.failed_before]) == (
+        0, 1, [("c.mp4", ProcessingError.exit_code)])
+    assert (dst / "a.mp4").read_bytes() == b"redacted a.mp4"
+    assert read_manifest(dst, "SELECT value FROM meta WHERE key='schema'") == [("2",)]
+    key = read_manifest(dst, "SELECT input_size, input_mtime_ns, input_ctime_ns, input_ino FROM files "
+                             "WHERE rel='a.mp4'")
+    assert InputKey(*key[0]) == InputKey.of((src / "a.mp4").stat())
+
+    with closing(sqlite3.connect(dst / MANIFEST_NAME)) as db, db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    with pytest.raises(OutputError, match="manifest schema 99 is not 2"):
+        Manifest(dst)
 
 
 # ---------------------------------------------------------------- crash and resume
@@ -234,25 +421,16 @@ def test_kill_9_mid_batch_then_resume_does_every_file_exactly_once(short_clips: 
 # ---------------------------------------------------------------- workers dying mid-chunk
 
 
-class KillOneWorker:
-    """An observer that SIGKILLs the engine's first worker as soon as any frame is reported (both are busy then)."""
+class KillOneWorker(Bystander):
+    """SIGKILLs the engine's first worker as soon as any frame is reported (both are busy then)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.killed = engine, False
-
-    def planned(self, files: int, frames: int) -> None:
-        pass
-
-    def expect(self, frames: int) -> None:
-        pass
 
     def advance(self, frames: int) -> None:
         if not self.killed and frames > 0:
             os.kill(self.engine.pids()[0], signal.SIGKILL)
             self.killed = True
-
-    def finished(self, rel: str, reason: str | None) -> None:
-        pass
 
 
 def check_killed_worker_retry(src: Path, truth: dict, dst: Path, engine: Engine) -> None:
@@ -383,7 +561,7 @@ def test_manifest_settles_what_a_killed_run_left(tmp_path: Path) -> None:
             Manifest(dst)
         m.staging.mkdir()
         for rel in ("staged.mp4", "renamed.mp4", "lost.mp4", "running.mp4"):
-            m.mark_running("r1", rel, 1, 1, "h")
+            m.mark_running("r1", rel, InputKey(1, 1, 1, 1), "h")
         for rel, content in (("staged.mp4", b"one"), ("renamed.mp4", b"two"), ("lost.mp4", b"three")):
             staged = m.staging / rel
             staged.write_bytes(content)
@@ -407,3 +585,8 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     help_text = runner.invoke(main, ["batch", "--help"]).output
     for option in ("--workers", "--resume", "--include", "--exclude", "--engine", "--address", "--mode", "--hold"):
         assert option in help_text
+    # Every code the batch path can end with: the errors it raises (1 for an unexpected one), click's usage code,
+    # Ctrl-C and SIGTERM; none it cannot.
+    documented = {int(n) for n in re.findall(r"\b\d+\b", help_text.split("Exit codes:")[1].split("Options:")[0])}
+    assert documented == {0, 1, 2, InputError.exit_code, OutputError.exit_code, ModelError.exit_code,
+                          ProcessingError.exit_code, 130, 143}

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from redactor.batch.engines import Engine, Finished, Lost, Progress
-from redactor.batch.manifest import (MANIFEST_NAME, Manifest, Outcome, Row, Status, file_sha256, has_manifest,
-                                     settings_hash)
+from redactor.batch.manifest import (MANIFEST_NAME, InputKey, Manifest, Outcome, Row, Status, file_sha256,
+                                     has_manifest, settings_hash)
 from redactor.batch.tasks import ChunkDone, ChunkTask, FileTask, Failed, JoinTask, Redacted, Split, Task
 from redactor.batch.walk import BatchItem, walk
 from redactor.errors import InputError, OutputError, ProcessingError, RedactorError
@@ -60,13 +60,18 @@ class BatchOptions:
 
 @dataclass
 class BatchSummary:
-    """What one run did; throughput counts only the files redacted in this run."""
+    """What one run did; throughput counts only the files redacted in this run.
+
+    `failed` and `failed_before` hold (rel, reason, exit code): the files that failed
+    in this run, and those left failed by an earlier one and not tried again (no
+    `retry_failed`, input unchanged). Either kind means the batch is not complete.
+    """
 
     run_id: str
     found: int = 0
     done: int = 0
     skipped: int = 0
-    failed_before: int = 0
+    failed_before: list[tuple[str, str, int]] = field(default_factory=list)
     requeued: int = 0
     retries: int = 0
     frames: int = 0
@@ -159,11 +164,12 @@ def _frames_estimate(path: Path) -> int:
         return 0
 
 
-def _same_input(row: Row, item: BatchItem, size: int, mtime_ns: int) -> bool:
-    """Size and mtime decide quickly; a touched file is hashed before it is called changed."""
-    if (row.input_size, row.input_mtime_ns) == (size, mtime_ns):
+def _same_input(row: Row, item: BatchItem, key: InputKey) -> bool:
+    """An unchanged quick key decides at once; any other file of the same size is hashed, and only the recorded
+    SHA-256 calls it the same (a touched file is not redone, a replaced one always is)."""
+    if row.input_key == key:
         return True
-    return row.input_sha256 is not None and row.input_size == size and file_sha256(item.src) == row.input_sha256
+    return row.input_sha256 is not None and row.input_size == key.size and file_sha256(item.src) == row.input_sha256
 
 
 def _select(items: list[BatchItem], manifest: Manifest, settings: RedactSettings, options: BatchOptions,
@@ -173,26 +179,29 @@ def _select(items: list[BatchItem], manifest: Manifest, settings: RedactSettings
     wanted = settings_hash(settings)
     todo = []
     for item in items:
+        row = rows.get(item.rel)
         try:
-            stat = item.src.stat()
+            key = InputKey.of(item.src.stat())
+            same = row is not None and row.settings_hash == wanted and _same_input(row, item, key)
         except OSError as exc:
             reason = f"{item.src}: cannot read it ({exc.strerror})"
-            manifest.fail_unclaimed(run_id, item.rel, reason)
+            manifest.fail_unclaimed(run_id, item.rel, reason, InputError.exit_code)
             summary.failed.append((item.rel, reason, InputError.exit_code))
             continue
-        row = rows.get(item.rel)
-        same = row is not None and row.settings_hash == wanted and _same_input(row, item, stat.st_size,
-                                                                               stat.st_mtime_ns)
         if same and row.status == Status.DONE and item.dst.is_file():
+            if row.input_key != key:
+                manifest.record_key(item.rel, key)
             summary.skipped += 1
             continue
         if same and row.status == Status.FAILED and not options.retry_failed:
-            summary.failed_before += 1
+            # A manifest from schema 1 kept no exit code: 6 is the batch's code for failures of mixed kinds.
+            code = row.exit_code if row.exit_code is not None else ProcessingError.exit_code
+            summary.failed_before.append((item.rel, row.reason or "failed", code))
             continue
         ours = row is not None and row.output_sha256 is not None
         if item.dst.exists() and not (ours or options.overwrite):
             reason = f"{item.dst}: already exists (use --overwrite to replace it)"
-            manifest.fail_unclaimed(run_id, item.rel, reason)
+            manifest.fail_unclaimed(run_id, item.rel, reason, OutputError.exit_code)
             summary.failed.append((item.rel, reason, OutputError.exit_code))
             continue
         todo.append(item)
@@ -258,10 +267,10 @@ class _Scheduler:
         except OSError as exc:
             state.failed = True
             reason = f"{exc.filename}: {exc.strerror}"
-            self.manifest.fail_unclaimed(self.run_id, rel, reason)
+            self.manifest.fail_unclaimed(self.run_id, rel, reason, InputError.exit_code)
             self._record_failure(rel, reason, InputError.exit_code)
             return False
-        self.manifest.mark_running(self.run_id, rel, stat.st_size, stat.st_mtime_ns, self.settings_hash)
+        self.manifest.mark_running(self.run_id, rel, InputKey.of(stat), self.settings_hash)
         return True
 
     def _progress(self, key: str, frames: int) -> None:
@@ -319,6 +328,10 @@ class _Scheduler:
             self._publish(state, result)
 
     def _publish(self, state: _File, result: Redacted) -> None:
+        if self._changed_since_claim(state):
+            self._fail(result.rel, f"{state.item.src}: changed while it was being redacted; run again with --resume",
+                       InputError.exit_code)
+            return
         chunks = len(state.split.chunks) if state.split is not None else 1
         outcome = Outcome(result.input_sha256, result.output_sha256, result.frames, result.media_seconds,
                           state.work_seconds, chunks)
@@ -336,12 +349,21 @@ class _Scheduler:
         if self.observer is not None:
             self.observer.finished(result.rel, None)
 
+    def _changed_since_claim(self, state: _File) -> bool:
+        """Whether the source was written or replaced while workers read it: the hash they took and the output they
+        made may then be of different contents (or of a mix), so neither may be recorded as this file's."""
+        row = self.manifest.row(state.item.rel)
+        try:
+            return row is None or row.input_key != InputKey.of(state.item.src.stat())
+        except OSError:
+            return True
+
     def _fail(self, rel: str, reason: str, exit_code: int) -> None:
         state = self.files[rel]
         if state.failed:
             return
         state.failed = True
-        self.manifest.mark_failed(self.run_id, rel, reason)
+        self.manifest.mark_failed(self.run_id, rel, reason, exit_code)
         shutil.rmtree(state.folder, ignore_errors=True)
         self._record_failure(rel, reason, exit_code)
 

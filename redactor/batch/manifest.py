@@ -10,6 +10,11 @@ finished by the next one without redoing a file or losing one:
 - a `finishing` row whose output is in place with the recorded hash is marked
   done; one whose staged file is still there is renamed and marked done.
 
+A file's input is known by its SHA-256; a quick key of its size, mtime, ctime
+and inode says when hashing it again can be skipped (see `InputKey`). Each
+failed file keeps its exit code, so a later run that leaves it failed exits
+with that code.
+
 Only the driver process writes, and only while it holds an exclusive lock on
 DST, so two batches can never work on one DST at once; the kernel drops the
 lock when the process dies, even by `kill -9`.
@@ -37,7 +42,11 @@ from redactor.models import sha256_file as file_sha256
 MANIFEST_NAME = f"{BATCH_PREFIX}.sqlite"
 LOCK_NAME = f"{BATCH_PREFIX}.lock"
 STAGING_NAME = f"{BATCH_PREFIX}.tmp"
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
+_ADDED_IN_2 = ("input_ctime_ns INTEGER", "input_ino INTEGER", "exit_code INTEGER")
+"""Schema 1 lacked these columns; a schema 1 manifest gets them (empty) when opened, so its batch can be resumed:
+its finished files are hashed once to fill in their quick keys; a failed file is tried again unless its recorded
+hash shows it unchanged, and then counts with exit code 6 (no code was kept)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +57,8 @@ CREATE TABLE IF NOT EXISTS files (
     input_sha256 TEXT,
     input_size INTEGER,
     input_mtime_ns INTEGER,
+    input_ctime_ns INTEGER,
+    input_ino INTEGER,
     output_sha256 TEXT,
     settings_hash TEXT,
     frames INTEGER,
@@ -55,6 +66,7 @@ CREATE TABLE IF NOT EXISTS files (
     work_seconds REAL,
     chunks INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
     staged TEXT,
     run_id TEXT,
     updated_at REAL NOT NULL
@@ -89,8 +101,30 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class InputKey:
+    """What a stat of a source file says about it, to tell without hashing that it is the file recorded.
+
+    Size and mtime alone are not enough: a different file of the same size can be
+    given the old mtime (`touch -d`, `os.utime`, `cp -p`). The ctime cannot be set
+    that way: the kernel moves it to now on every write, rename onto the path,
+    chmod or utime. A file renamed over the source also has another inode. Equal
+    keys therefore mean the file was not replaced or written since; any difference
+    is settled by the SHA-256.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> InputKey:
+        return cls(stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+@dataclass(frozen=True)
 class Row:
-    """One file's record; `staged` is relative to DST and set only while `finishing`."""
+    """One file's record; `staged` is relative to DST and set only while `finishing`; `exit_code` only if failed."""
 
     rel: str
     status: Status
@@ -98,6 +132,8 @@ class Row:
     input_sha256: str | None
     input_size: int | None
     input_mtime_ns: int | None
+    input_ctime_ns: int | None
+    input_ino: int | None
     output_sha256: str | None
     settings_hash: str | None
     frames: int | None
@@ -105,9 +141,16 @@ class Row:
     work_seconds: float | None
     chunks: int | None
     attempts: int
+    exit_code: int | None
     staged: str | None
     run_id: str | None
     updated_at: float
+
+    @property
+    def input_key(self) -> InputKey | None:
+        """The key of the input as last claimed or hashed; None where the manifest does not hold all of it."""
+        parts = (self.input_size, self.input_mtime_ns, self.input_ctime_ns, self.input_ino)
+        return None if None in parts else InputKey(*parts)
 
 
 @dataclass(frozen=True)
@@ -153,14 +196,20 @@ class Manifest:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif version[0] == "1":
+                with self._transaction():
+                    for column in _ADDED_IN_2:
+                        self._db.execute(f"ALTER TABLE files ADD COLUMN {column}")
+                    self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (_SCHEMA_VERSION,))
         except sqlite3.DatabaseError as exc:
             self._release()
             raise OutputError(f"{dst / MANIFEST_NAME}: not a readable batch manifest ({exc})") from None
-        if version is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-        elif version[0] != _SCHEMA_VERSION:
+        if version is not None and version[0] not in ("1", _SCHEMA_VERSION):
             self.close()
-            raise OutputError(f"{dst / MANIFEST_NAME}: manifest schema {version[0]} is not {_SCHEMA_VERSION}")
+            raise OutputError(f"{dst / MANIFEST_NAME}: manifest schema {version[0]} is not {_SCHEMA_VERSION} "
+                              "(written by another version of redactor)")
 
     def _release(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -216,18 +265,24 @@ class Manifest:
         self._db.execute("INSERT INTO events (run_id, rel, event, detail, at) VALUES (?, ?, ?, ?, ?)",
                          (run_id, rel, event, detail, time.time()))
 
-    def mark_running(self, run_id: str, rel: str, size: int, mtime_ns: int, settings: str) -> None:
+    def mark_running(self, run_id: str, rel: str, key: InputKey, settings: str) -> None:
         """Claim a file for this run; its earlier outcome (if any) is kept until a new one replaces it."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO files "
-                "(rel, status, input_size, input_mtime_ns, settings_hash, attempts, run_id, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
-                "ON CONFLICT(rel) DO UPDATE SET status=excluded.status, reason=NULL, attempts=attempts+1, "
-                "input_size=excluded.input_size, input_mtime_ns=excluded.input_mtime_ns, "
+                "INSERT INTO files (rel, status, input_size, input_mtime_ns, input_ctime_ns, input_ino, "
+                "settings_hash, attempts, run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT(rel) DO UPDATE SET status=excluded.status, reason=NULL, exit_code=NULL, "
+                "attempts=attempts+1, input_size=excluded.input_size, input_mtime_ns=excluded.input_mtime_ns, "
+                "input_ctime_ns=excluded.input_ctime_ns, input_ino=excluded.input_ino, "
                 "settings_hash=excluded.settings_hash, run_id=excluded.run_id, updated_at=excluded.updated_at",
-                (rel, Status.RUNNING, size, mtime_ns, settings, run_id, time.time()))
+                (rel, Status.RUNNING, key.size, key.mtime_ns, key.ctime_ns, key.ino, settings, run_id, time.time()))
             self._event(run_id, rel, "started")
+
+    def record_key(self, rel: str, key: InputKey) -> None:
+        """The input was hashed and found unchanged: remember its new key so the next run need not hash it again."""
+        with self._transaction():
+            self._db.execute("UPDATE files SET input_size=?, input_mtime_ns=?, input_ctime_ns=?, input_ino=? "
+                             "WHERE rel=?", (key.size, key.mtime_ns, key.ctime_ns, key.ino, rel))
 
     def count_attempt(self, run_id: str, rel: str, detail: str) -> None:
         """A worker took the file (or one of its chunks) up again after losing it."""
@@ -235,20 +290,20 @@ class Manifest:
             self._db.execute("UPDATE files SET attempts=attempts+1, updated_at=? WHERE rel=?", (time.time(), rel))
             self._event(run_id, rel, "retry", detail)
 
-    def mark_failed(self, run_id: str, rel: str, reason: str) -> None:
+    def mark_failed(self, run_id: str, rel: str, reason: str, exit_code: int) -> None:
         with self._transaction():
-            self._db.execute("UPDATE files SET status=?, reason=?, staged=NULL, updated_at=? WHERE rel=?",
-                             (Status.FAILED, reason, time.time(), rel))
+            self._db.execute("UPDATE files SET status=?, reason=?, exit_code=?, staged=NULL, updated_at=? WHERE rel=?",
+                             (Status.FAILED, reason, exit_code, time.time(), rel))
             self._event(run_id, rel, "failed", reason)
 
-    def fail_unclaimed(self, run_id: str, rel: str, reason: str) -> None:
+    def fail_unclaimed(self, run_id: str, rel: str, reason: str, exit_code: int) -> None:
         """Record a file refused before any work (e.g. its output exists and is not the batch's own)."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO files (rel, status, reason, run_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO files (rel, status, reason, exit_code, run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(rel) DO UPDATE SET status=excluded.status, reason=excluded.reason, "
-                "run_id=excluded.run_id, updated_at=excluded.updated_at",
-                (rel, Status.FAILED, reason, run_id, time.time()))
+                "exit_code=excluded.exit_code, run_id=excluded.run_id, updated_at=excluded.updated_at",
+                (rel, Status.FAILED, reason, exit_code, run_id, time.time()))
             self._event(run_id, rel, "failed", reason)
 
     def mark_finishing(self, rel: str, staged: Path, outcome: Outcome) -> None:
@@ -262,8 +317,8 @@ class Manifest:
 
     def mark_done(self, run_id: str, rel: str) -> None:
         with self._transaction():
-            self._db.execute("UPDATE files SET status=?, staged=NULL, reason=NULL, updated_at=? WHERE rel=?",
-                             (Status.DONE, time.time(), rel))
+            self._db.execute("UPDATE files SET status=?, staged=NULL, reason=NULL, exit_code=NULL, updated_at=? "
+                             "WHERE rel=?", (Status.DONE, time.time(), rel))
             self._event(run_id, rel, "done")
 
     def publish(self, run_id: str, rel: str, staged: Path, outcome: Outcome) -> None:
@@ -274,7 +329,8 @@ class Manifest:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
         except OSError as exc:
-            self.mark_failed(run_id, rel, f"{target}: cannot move the output into place ({exc.strerror})")
+            self.mark_failed(run_id, rel, f"{target}: cannot move the output into place ({exc.strerror})",
+                             OutputError.exit_code)
             return
         self.mark_done(run_id, rel)
 

@@ -57,7 +57,7 @@ class _Bar:
 def _summary(s: BatchSummary) -> str:
     lines = [f"batch {s.run_id}: {s.found} files found, {s.done} redacted, {s.skipped} already done, "
              f"{len(s.failed)} failed"
-             + (f", {s.failed_before} failed earlier (--retry-failed)" if s.failed_before else "")]
+             + (f", {len(s.failed_before)} failed earlier (--retry-failed)" if s.failed_before else "")]
     if s.done:
         lines.append(f"  {s.frames} frames in {s.seconds:.1f} s, {s.startup_seconds:.1f} s of it starting workers: "
                      f"{s.files_per_second:.2f} files/s, {s.frames_per_second:.1f} frames/s")
@@ -102,8 +102,16 @@ def batch(src: Path, dst: Path, workers: int, resume: bool, retry_failed: bool, 
     redone and nothing is lost.
 
     \b
-    Exit codes: 0 every file done, 3 or 4 or 6 some files failed (see the list),
-                2 bad usage, 5 model problem, 130 interrupted, 143 terminated.
+    Exit codes: 0 every file done.
+      Some files not done (listed; files left failed by an earlier run count
+      until --retry-failed or a changed input has them tried again): their
+      exit code if they share one (1 internal error, 3 input, 4 output,
+      5 model, 6 processing), else 6.
+      The batch stopped: 2 bad usage, 3 SRC unreadable, 4 DST unusable (holds
+      an earlier batch and no --resume, another batch runs on it, manifest
+      unreadable), 5 model problem, 6 workers cannot start or keep dying,
+      1 internal error (e.g. the manifest cannot be written), 130 interrupted,
+      143 terminated; finished files are kept.
     """
     if retry_failed and not resume:
         raise click.UsageError("--retry-failed needs --resume")
@@ -122,12 +130,19 @@ def batch(src: Path, dst: Path, workers: int, resume: bool, retry_failed: bool, 
         raise CLIError("terminated; finished files are kept, run again with --resume to do the rest", 143) from None
     finally:
         bar.close()
+    for rel, reason, _ in summary.failed_before:
+        click.echo(f"{rel}: failed earlier: {reason}", err=True)
     if not quiet:
         click.echo(_summary(summary), err=True)
-    if summary.failed:
-        codes = {code for _, _, code in summary.failed}
-        raise CLIError(f"{len(summary.failed)} of {summary.found} files failed (see {dst / MANIFEST_NAME}); "
-                       "fix them and run again with --resume --retry-failed",
+    failed, earlier = len(summary.failed), len(summary.failed_before)
+    if failed or earlier:
+        codes = {code for _, _, code in summary.failed + summary.failed_before}
+        if failed:
+            count = f"{failed} of {summary.found} files failed" + (
+                f" and {earlier} more still failed from an earlier run" if earlier else "")
+        else:
+            count = f"{earlier} of {summary.found} files still failed from an earlier run"
+        raise CLIError(f"{count} (see {dst / MANIFEST_NAME}); fix them and run again with --resume --retry-failed",
                        codes.pop() if len(codes) == 1 else ProcessingError.exit_code)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from redactor import __version__
 from redactor.detect.base import Detector
-from redactor.errors import InputError, OutputError, ProcessingError
+from redactor.errors import InputError, OutputError, VerificationFailed
 from redactor.media.atomic import atomic_path, check_writable
 from redactor.media.sink import EncodeSettings, ImageSink, VideoSink, is_image_path
 from redactor.media.source import FileSource
@@ -49,10 +49,29 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def check_pair(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse anything that could overwrite or lose the user's input."""
-    if src.resolve() == dst.resolve() or (dst.exists() and os.path.samefile(src, dst)):
-        raise OutputError(f"{dst}: output would overwrite the input")
+def _resolved(path: Path) -> Path:
+    """Where `path` leads once links and `..` are followed; a symlink loop stays where it stands."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: RuntimeError before Python 3.13, OSError since
+        return Path(os.path.abspath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths reach one file: the same place once resolved (links, `..`, relative paths), or two
+    hard links of one file. A link to a file counts as that file: writing "to it" must not lose it."""
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet), so they are not one file
+        return False
+
+
+def check_pair(src: Path, dst: Path, overwrite: bool, role: str = "output") -> None:
+    """Refuse anything that could overwrite or lose the user's input; `role` names `dst` in messages."""
+    if _same_file(src, dst):
+        raise OutputError(f"{dst}: {role} would overwrite the input")
     if not dst.suffix:
         raise OutputError(f"{dst}: output needs a file extension (.mp4, .mkv, .png, ...) to choose its format")
     check_writable(dst, overwrite)
@@ -67,23 +86,48 @@ def _make_folder(folder: Path) -> None:
 
 
 class ReportWriter:
-    """Streams the JSON sidecar frame by frame, so memory stays flat however long the input."""
+    """Streams the JSON sidecar frame by frame, so memory stays flat however long the input.
 
-    def __init__(self, path: Path, header: dict) -> None:
-        self._fh = open(path, "w", encoding="utf-8")
-        self._fh.write(json.dumps(header)[:-1] + ', "frames": [\n')
+    A write that fails (a full disk, a file size limit) is an output problem (exit 4) naming `name`, the
+    user's report path, rather than `path`, the hidden temporary file written until the run succeeds.
+    """
+
+    def __init__(self, path: Path, header: dict, name: Path) -> None:
+        self._name = name
+        try:
+            self._fh = open(path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise self._failed(exc) from None
         self._sep = ""
+        self._write(json.dumps(header)[:-1] + ', "frames": [\n')
+
+    def _failed(self, exc: OSError) -> OutputError:
+        return OutputError(f"{self._name}: cannot write the report ({exc.strerror or exc})")
+
+    def _write(self, text: str) -> None:
+        try:
+            self._fh.write(text)
+        except OSError as exc:
+            self.close()
+            raise self._failed(exc) from None
 
     def frame(self, record: FrameRecord) -> None:
-        self._fh.write(self._sep + json.dumps(record.__dict__))
+        self._write(self._sep + json.dumps(record.__dict__))
         self._sep = ",\n"
 
     def finish(self, summary: dict) -> None:
-        self._fh.write('\n], "summary": ' + json.dumps(summary) + "}\n")
-        self._fh.close()
+        self._write('\n], "summary": ' + json.dumps(summary) + "}\n")
+        try:
+            self._fh.close()  # flushes the buffer: the last chance for a full disk to show
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def close(self) -> None:
-        self._fh.close()
+        """Discard: the report is abandoned, so a buffer that cannot be flushed (the disk is full) is no error."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
 
 
 VERIFY_ROUNDS = 3
@@ -114,8 +158,8 @@ def _verify_and_fix(src: Path, tmp: Path, verifier: Detector, stats: RunStats, w
     else:
         check = verify(src, tmp, verifier)
         if check.residuals:
-            raise ProcessingError(f"{src}: verification still finds {len(check.residuals)} clear face(s) in "
-                                  f"{len(check.residual_frames)} frame(s) after re-masking; nothing was written")
+            raise VerificationFailed(f"{src}: verification still finds {len(check.residuals)} clear face(s) in "
+                                     f"{len(check.residual_frames)} frame(s) after re-masking; nothing was written")
     stats.verification = {"residual_faces_found": found_total, "frames_fixed": len(frames_fixed)}
     return stats, writer
 
@@ -132,7 +176,9 @@ def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings
     """
     check_pair(src, dst, overwrite)
     if report is not None:
-        check_pair(src, report, overwrite)
+        if _same_file(dst, report):  # both would be renamed into place, the later one over the other
+            raise OutputError(f"{report}: the report would overwrite the output; give it a name of its own")
+        check_pair(src, report, overwrite, "report")
     with FileSource(src) as probe:
         info = probe.info
     if is_image_path(dst) and not info.is_image:
@@ -149,7 +195,7 @@ def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings
         def one_pass(extra: dict[int, np.ndarray] | None) -> tuple[RunStats, ReportWriter | None]:
             if on_start is not None:
                 on_start(info.frames)
-            writer = ReportWriter(report_tmp, header) if report_tmp is not None else None
+            writer = ReportWriter(report_tmp, header, report) if report_tmp is not None else None
             if writer is not None:
                 outputs.callback(writer.close)
 
@@ -160,7 +206,8 @@ def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings
                     on_progress(1)
 
             with FileSource(src) as source:
-                sink = ImageSink(tmp) if is_image_path(dst) else VideoSink(tmp, info, encode, None if info.is_image else src)
+                sink = (ImageSink(tmp, dst) if is_image_path(dst)
+                        else VideoSink(tmp, info, encode, None if info.is_image else src, dst))
                 return pipeline.run(source, sink, fps, on_frame, extra), writer
 
         stats, writer = one_pass(None)

@@ -33,41 +33,63 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-class ImageSink:
-    """Writes the one frame of a still image."""
+def _why(exc: Exception) -> str:
+    """The cause of a write error without its file name: that is the hidden temporary file, which the user
+    never asked for; messages name the user's output instead."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, av.FFmpegError) and len(exc.args) >= 2:
+        return str(exc.args[1])
+    return str(exc)
 
-    def __init__(self, path: Path) -> None:
+
+class ImageSink:
+    """Writes the one frame of a still image.
+
+    `name` is the path messages give, when `path` is a temporary file that becomes it (the default: `path`).
+    """
+
+    def __init__(self, path: Path, name: Path | None = None) -> None:
         self.path = path
+        self.name = name or path
         self._written = False
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         if self._written:
-            raise OutputError(f"{self.path}: an image output can hold only one frame; use a video extension")
+            raise OutputError(f"{self.name}: an image output can hold only one frame; use a video extension")
         ok, data = cv2.imencode(self.path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
-            raise OutputError(f"{self.path}: cannot encode an image of this type")
-        self.path.write_bytes(data.tobytes())
+            raise OutputError(f"{self.name}: cannot encode an image of this type")
+        try:
+            self.path.write_bytes(data.tobytes())
+        except OSError as exc:  # a full disk or a file size limit is an output problem, not a processing one
+            raise OutputError(f"{self.name}: cannot write the image ({_why(exc)})") from None
         self._written = True
 
     def close(self) -> None:
         if not self._written:
-            raise OutputError(f"{self.path}: nothing was written")
+            raise OutputError(f"{self.name}: nothing was written")
 
     def abort(self) -> None:
         """Nothing buffered to discard; the atomic wrapper removes the file."""
 
 
 class VideoSink:
-    """Encodes frames with the source's pts and time base; copies audio and subtitles after the video."""
+    """Encodes frames with the source's pts and time base; copies audio and subtitles after the video.
 
-    def __init__(self, path: Path, info: VideoInfo, settings: EncodeSettings, passthrough_from: Path | None) -> None:
+    `name` is the path messages give, when `path` is a temporary file that becomes it (the default: `path`).
+    """
+
+    def __init__(self, path: Path, info: VideoInfo, settings: EncodeSettings, passthrough_from: Path | None,
+                 name: Path | None = None) -> None:
         self.path = path
+        self.name = name or path
         self.info = info
         self.settings = settings
         try:
             self._out = av.open(str(path), mode="w")
         except (av.FFmpegError, ValueError) as exc:
-            raise OutputError(f"{path}: cannot write this container ({exc})") from None
+            raise OutputError(f"{self.name}: cannot write this container ({_why(exc)})") from None
         self._video: av.VideoStream | None = None
         self._copies: list[tuple[av.stream.Stream, av.stream.Stream]] = []
         self._source: av.container.InputContainer | None = None
@@ -85,7 +107,7 @@ class VideoSink:
                 out = self._out.add_stream_from_template(stream)
             except (av.FFmpegError, ValueError) as exc:
                 raise OutputError(
-                    f"{self.path.suffix} cannot carry the input's {stream.type} ({stream.codec_context.name}): {exc}; "
+                    f"{self.name.suffix} cannot carry the input's {stream.type} ({stream.codec_context.name}): {exc}; "
                     "use --drop-audio or another output extension"
                 ) from None
             self._copies.append((stream, out))
@@ -125,7 +147,7 @@ class VideoSink:
         try:
             self._out.mux(self._video.encode(vf))
         except av.FFmpegError as exc:
-            raise OutputError(f"{self.path}: encoder failed ({exc})") from None
+            raise OutputError(f"{self.name}: encoder failed ({_why(exc)})") from None
         self._count += 1
 
     def _fallback_pts(self, frame: Frame) -> int:
@@ -137,14 +159,14 @@ class VideoSink:
     def close(self) -> None:
         if self._video is None:
             self.abort()
-            raise OutputError(f"{self.path}: no frames to write")
+            raise OutputError(f"{self.name}: no frames to write")
         try:
             self._out.mux(self._video.encode(None))
             self._copy_passthrough()
             self._out.close()
         except av.FFmpegError as exc:
             self.abort()
-            raise OutputError(f"{self.path}: could not finish the file ({exc})") from None
+            raise OutputError(f"{self.name}: could not finish the file ({_why(exc)})") from None
         self._close_source()
 
     def _copy_passthrough(self) -> None:

@@ -15,70 +15,19 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from redactor.detect import DETECTOR_CHOICES, build_schedule
+from redactor.detect import build_schedule
 from redactor.errors import ProcessingError, RedactorError
 from redactor.mask.masker import Masker
-from redactor.media.sink import EncodeSettings
+from redactor.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
 from redactor.track.lookahead import LookAhead, Slot
 from redactor.track.tracker import Tracker
 from redactor.types import Detections, Frame, Regions
-
-
-LOOKAHEAD_SECONDS = 3.0
-LOOKAHEAD_MIB = 96.0
-LOOKAHEAD_MIN_SECONDS = 1.0
-"""The default look-ahead: 3 s, shortened to no less than 1 s where 3 s of frames would take more than 96 MiB
-(held as 4:2:0: 2.9 s at 1280x720 and 25 fps; at 1920x1080 the buffer holds 1.3 s). Small night-IR faces
-the sweep first sees 1-2.6 s after they enter were left clear that long with a shorter buffer (3 of 98
-untuned scenes met every target only with 2 s, and a 24 px face found 2.2 s in was clear 15 frames with
-2 s, none with 3 s); at 1080p, 2 s brought the peak memory of a 40 s run to 1018 MiB, past the 1 GiB
-budget (RESULTS.md). An explicit --lookahead is held in full."""
-
-
-@dataclass(frozen=True)
-class RedactSettings:
-    """Everything that changes what gets masked; recorded in reports so a run can be reproduced."""
-
-    detector: str = "centerface"
-    threshold: float = 0.5
-    every: int = 5
-    tile: int = 320
-    centerface_scale: float = 1.0
-    mode: str = "blur"
-    shape: str = "ellipse"
-    mask_scale: float = 1.5
-    hold_seconds: float = 1.0
-    lookahead_seconds: float | None = None  # None: LOOKAHEAD_SECONDS within LOOKAHEAD_MIB
-    encode: EncodeSettings = field(default_factory=EncodeSettings)
-
-    def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ValueError("--every must be >= 1")
-        if self.detector not in DETECTOR_CHOICES:
-            raise ValueError(f"unknown detector {self.detector!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError("--threshold must be between 0 and 1")
-        if (self.lookahead_seconds or 0.0) < 0 or self.hold_seconds < 0:
-            raise ValueError("look-ahead and hold must be >= 0 seconds")
-
-    @property
-    def longest_lookahead(self) -> float:
-        """Seconds of frames the look-ahead may hold (the default's upper end)."""
-        return LOOKAHEAD_SECONDS if self.lookahead_seconds is None else self.lookahead_seconds
-
-    @property
-    def low_threshold(self) -> float:
-        """Scores in [low_threshold, threshold) only extend an existing track (ByteTrack's second pass)."""
-        return self.threshold / 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Recogniser(Protocol):

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from redactor.errors import InputError
+from redactor.settings import RedactSettings
 from redactor.stream.config import CameraConfig, load_serve_config, parse_duration
 from redactor.stream.credentials import load_secrets, redact_url, with_credentials
 from redactor.stream.metrics import LatencyWindow, OpsServer, StreamMetrics
@@ -144,7 +145,7 @@ def test_serve_config_merges_defaults_and_resolves_paths_against_its_folder(tmp_
     assert yard.record == Path("/var/lib/redactor/yard")
     assert yard.watchlist == tmp_path / "lists" / "yard.enc"
     assert yard.key_file == Path("~/yard.key").expanduser()
-    assert gate.detector == CameraConfig.detector and gate.transport == "tcp"  # the rest keep their defaults
+    assert gate.redaction == RedactSettings() and gate.transport == "tcp"  # the rest keep their defaults
 
 
 def test_serve_config_metrics_default_and_off(tmp_path: Path) -> None:

@@ -468,6 +468,7 @@ def test_serve_check_validates_without_starting(tmp_path: Path) -> None:
     config = tmp_path / "cameras.toml"
     config.write_text(CONFIG.format(port=port, gate="rtsp://127.0.0.1:9/gate", yard="rtsp://127.0.0.1:9/yard",
                                     gate_vms="rtsp://127.0.0.1:9/g", yard_vms="rtsp://127.0.0.1:9/y"))
+    write_secrets(tmp_path / "yard-secrets.toml", USER, PASSWORD, 0o600)  # checked as starting checks it
     proc = run_redactor("serve", config, "--check")
     assert proc.returncode == 0, proc.stderr
     assert "2 camera(s) OK: gate, yard" in proc.stderr

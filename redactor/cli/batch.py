@@ -11,10 +11,9 @@ from tqdm import tqdm
 from redactor.batch import DEFAULT_CHUNK_SECONDS, ENGINES, BatchOptions, BatchSummary, run_batch
 from redactor.batch.manifest import MANIFEST_NAME
 from redactor.cli import CLIError, Terminated, reports_errors
-from redactor.cli.redact import THOROUGH_SCALE, redact
+from redactor.cli.options import finite, settings_from_options
+from redactor.cli.redact import redact
 from redactor.errors import ProcessingError
-from redactor.media.sink import EncodeSettings
-from redactor.pipeline import RedactSettings
 
 _SHARED = ("mode", "shape", "detector", "threshold", "every", "tile", "centerface_scale", "thorough", "mask_scale",
            "hold_seconds", "lookahead_seconds", "codec", "crf", "preset", "drop_audio", "overwrite", "models_dir")
@@ -70,7 +69,7 @@ def _summary(s: BatchSummary) -> str:
 @click.command()
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-j", "--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+@click.option("-j", "--workers", type=finite(1, 256, integer=True), default=1, show_default=True,
               help="Worker processes (local) or actors (ray), each with its own loaded models.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch whose manifest is in DST: finished files with unchanged input and settings "
@@ -85,7 +84,7 @@ def _summary(s: BatchSummary) -> str:
 @click.option("--address", default=None, metavar="ADDR",
               help="Ray cluster to join (ray://head:10001); nodes must see SRC and DST at the same paths. "
                    "Default: a Ray instance on this machine.")
-@click.option("--chunk-seconds", type=click.FloatRange(0, None), default=DEFAULT_CHUNK_SECONDS, show_default=True,
+@click.option("--chunk-seconds", type=finite(0, 86400, unit="s"), default=DEFAULT_CHUNK_SECONDS, show_default=True,
               help="Files at least twice this long are split at keyframes into chunks for several workers, "
                    "then joined frame-exact (0: never split).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary (failures are still listed).")
@@ -117,7 +116,7 @@ def batch(src: Path, dst: Path, workers: int, resume: bool, retry_failed: bool, 
         raise click.UsageError("--retry-failed needs --resume")
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
-    settings = _settings(shared)
+    settings = settings_from_options(shared)
     options = BatchOptions(workers=workers, engine=engine, address=address, resume=resume,
                            retry_failed=retry_failed, overwrite=bool(shared["overwrite"]), include=include,
                            exclude=exclude, chunk_seconds=chunk_seconds, models_dir=shared["models_dir"])
@@ -144,17 +143,6 @@ def batch(src: Path, dst: Path, workers: int, resume: bool, retry_failed: bool, 
             count = f"{earlier} of {summary.found} files still failed from an earlier run"
         raise CLIError(f"{count} (see {dst / MANIFEST_NAME}); fix them and run again with --resume --retry-failed",
                        codes.pop() if len(codes) == 1 else ProcessingError.exit_code)
-
-
-def _settings(o: dict) -> RedactSettings:
-    """The same settings `redactor redact` builds from the same options."""
-    scale = o["centerface_scale"]
-    if scale is None:
-        scale = THOROUGH_SCALE if o["thorough"] else RedactSettings().centerface_scale
-    encode = EncodeSettings(codec=o["codec"], crf=o["crf"], preset=o["preset"], keep_audio=not o["drop_audio"])
-    return RedactSettings(detector=o["detector"], threshold=o["threshold"], every=o["every"], tile=o["tile"],
-                          centerface_scale=scale, mode=o["mode"], shape=o["shape"], mask_scale=o["mask_scale"],
-                          hold_seconds=o["hold_seconds"], lookahead_seconds=o["lookahead_seconds"], encode=encode)
 
 
 # The redaction options are `redactor redact`'s own, so names, defaults and help stay the same in both commands.

@@ -10,57 +10,28 @@ from tqdm import tqdm
 
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
-from redactor.detect import DETECTOR_CHOICES
 from redactor.jobs import plan_outputs, redact_file
-from redactor.mask.kernels import MODES, SHAPES
 from redactor.media.sink import EncodeSettings
-from redactor.pipeline import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, Pipeline, RedactSettings
+from redactor.cli.options import finite, setting_option, setting_options, settings_from_options
+from redactor.pipeline import Pipeline
+from redactor.settings import THOROUGH_SCALE
 from redactor.verify import verifier as build_verifier
-
-THOROUGH_SCALE = 1.5
-
-_DEFAULTS = RedactSettings()
-
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output file (one input) or folder (several inputs or a folder).")
-@click.option("--mode", type=click.Choice(list(MODES)), default=_DEFAULTS.mode, show_default=True,
-              help="How faces are hidden.")
-@click.option("--shape", type=click.Choice(list(SHAPES)), default=_DEFAULTS.shape, show_default=True,
-              help="Mask shape around each face.")
-@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default=_DEFAULTS.detector, show_default=True,
-              help="Small-face sweep detector (BlazeFace also runs on every whole frame): centerface, blazeface (tiled), ensemble (both).")
-@click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_DEFAULTS.threshold, show_default=True,
-              help="Detection confidence needed to start a track (half of it extends one; a faint find "
-                   "under 48 px that two sweeps repeat, or that extends a steady walking line through two "
-                   "earlier ones, starts one too).")
-@click.option("--every", type=click.IntRange(1, 30), default=_DEFAULTS.every, show_default=True,
-              help="Run the small-face sweep on every N-th frame; tracking and look-ahead cover the frames between.")
-@click.option("--tile", type=click.IntRange(0, 4096), default=_DEFAULTS.tile, show_default=True,
-              help="BlazeFace tile size in px for small faces (0: whole frame only).")
-@click.option("--centerface-scale", type=click.FloatRange(0.25, 4.0), default=None,
-              help=f"CenterFace input scale [default: {_DEFAULTS.centerface_scale}; {THOROUGH_SCALE} with --thorough]; "
-                   "higher finds smaller faces, cost grows with its square.")
+@setting_options("mode", "shape", "detector", "threshold", "every", "tile")
+@setting_option("centerface_scale", default=None, note=f"--thorough sets {THOROUGH_SCALE}.")
 @click.option("--thorough", is_flag=True,
               help=f"For distant cameras: the small-face sweep at {THOROUGH_SCALE}x resolution finds faces down to "
                    "~16 px wide, at about half the speed.")
 @click.option("--verify", is_flag=True,
               help="Before finishing, check the output with an independent detector and mask any face it still "
                    "finds clear (fail closed: if any remain, nothing is written).")
-@click.option("--mask-scale", type=click.FloatRange(1.0, 4.0), default=_DEFAULTS.mask_scale, show_default=True,
-              help="Mask size relative to the detected face box.")
-@click.option("--hold", "hold_seconds", type=click.FloatRange(0.0, 10.0), default=_DEFAULTS.hold_seconds,
-              show_default=True, help="Seconds a face stays masked after it was last detected (twice that for faces "
-                                      "under 48 px found three times, which only the small-face sweep sees).")
-@click.option("--lookahead", "lookahead_seconds", type=click.FloatRange(0.0, 5.0), default=None,
-              show_default=f"{LOOKAHEAD_SECONDS:g} s, or what fits in {LOOKAHEAD_MIB:g} MiB of frames but at least "
-                           f"{LOOKAHEAD_MIN_SECONDS:g} s: 2.9 s at 720p, 1.3 s at 1080p",
-              help="Seconds of frames held back so a newly found face is masked before it was found too "
-                   "(a value given here is held in full).")
+@setting_options("mask_scale", "hold_seconds", "lookahead_seconds")
 @click.option("--codec", default=EncodeSettings.codec, show_default=True, help="Video encoder (FFmpeg name).")
-@click.option("--crf", type=click.IntRange(0, 63), default=EncodeSettings.crf, show_default=True,
+@click.option("--crf", type=finite(0, 63, integer=True), default=EncodeSettings.crf, show_default=True,
               help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default=EncodeSettings.preset, show_default=True, help="Encoder speed preset.")
 @click.option("--drop-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
@@ -98,12 +69,7 @@ def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detect
                 9 integrity check failed, 10 verification failed, 130 interrupted (Ctrl-C),
                 143 terminated (SIGTERM).
     """
-    encode = EncodeSettings(codec=codec, crf=crf, preset=preset, keep_audio=not drop_audio)
-    if centerface_scale is None:
-        centerface_scale = THOROUGH_SCALE if thorough else _DEFAULTS.centerface_scale
-    settings = RedactSettings(detector=detector, threshold=threshold, every=every, tile=tile,
-                              centerface_scale=centerface_scale, mode=mode, shape=shape, mask_scale=mask_scale,
-                              hold_seconds=hold_seconds, lookahead_seconds=lookahead_seconds, encode=encode)
+    settings = settings_from_options(locals())
     if watchlist is None and (reveal or alert_only or audit_log):
         raise click.UsageError("--reveal, --alert-only and --audit-log need --watchlist")
     if watchlist is not None and bool(reveal) == alert_only:
@@ -126,7 +92,7 @@ def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detect
                 bar.reset(total=total)
 
             try:
-                stats = redact_file(src, dst, pipeline, encode, overwrite=overwrite, report=report,
+                stats = redact_file(src, dst, pipeline, settings.encode, overwrite=overwrite, report=report,
                                     on_progress=bar.update, on_start=restart, verifier=second)
             finally:
                 bar.close()

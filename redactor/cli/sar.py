@@ -11,6 +11,7 @@ import click
 
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
+from redactor.cli.options import finite
 from redactor.cli.watchlist import IsoDate
 from redactor.pipeline import RedactSettings
 from redactor.recognise.keys import ENV_KEY_FILE, Key, load_key
@@ -63,7 +64,7 @@ class Moment(click.ParamType):
 @click.option("--camera", "cameras", multiple=True, help="Search only this camera (repeat for more).")
 @click.option("--blur-subject-context", is_flag=True,
               help="Also blur everything but the requester's head region (maximum minimisation).")
-@click.option("--padding", type=click.FloatRange(0.0, 60.0), default=_SCAN.padding_seconds, show_default=True,
+@click.option("--padding", type=finite(0.0, 60.0, unit="s"), default=_SCAN.padding_seconds, show_default=True,
               help="Seconds of footage kept before and after each sighting.")
 @click.option("--art15-template", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Your edited copy of redactor/sar/template/art15.html (the Art. 15 information page text).")

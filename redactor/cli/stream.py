@@ -13,14 +13,13 @@ from typing import Iterator
 
 import click
 
-from redactor.cli import reports_errors
+from redactor.cli import CLIError, reports_errors
 from redactor.cli.models import models_dir_option
-from redactor.detect import DETECTOR_CHOICES
-from redactor.errors import InputError
-from redactor.mask.kernels import MODES, SHAPES
-from redactor.stream.config import CameraConfig, load_serve_config, parse_duration
+from redactor.cli.options import finite, setting_options
+from redactor.errors import RedactorError
+from redactor.stream.config import LIVE_SETTINGS, CameraConfig, live_settings, load_serve_config, parse_duration
 from redactor.stream.metrics import StreamMetrics
-from redactor.stream.service import Service, build_filter, build_pipeline
+from redactor.stream.service import Service, build_filter, build_pipeline, check_camera
 
 _D = CameraConfig(name="d", input="-", output="-")
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -91,7 +90,7 @@ def _log_options(func):  # type: ignore[no-untyped-def]
               help="Also (or instead) write rolling redacted segments into this folder.")
 @click.option("--segment", default="60s", show_default=True, callback=_duration,
               help="Segment length for --record (e.g. 60s, 5m, 1h).")
-@click.option("--latency-ms", type=click.IntRange(100, 60000), default=_D.latency_ms, show_default=True,
+@click.option("--latency-ms", type=finite(100, 60000, integer=True, unit="ms"), default=_D.latency_ms, show_default=True,
               help="Most time from input frame to output frame; it also bounds the backward fill. Frames that "
                    "cannot make it are dropped, never sent late or unredacted. 1080p needs about 1500.")
 @click.option("--transport", type=click.Choice(["tcp", "udp"]), default=_D.transport, show_default=True,
@@ -103,16 +102,9 @@ def _log_options(func):  # type: ignore[no-untyped-def]
               help="Camera id: metric label, segment file prefix, watchlist camera scope.")
 @click.option("--metrics", "metrics_at", default="127.0.0.1:9400", show_default=True,
               help="host:port for /metrics (Prometheus) and /healthz; 'off' to disable.")
-@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default=_D.detector, show_default=True,
-              help="Small-face sweep detector (BlazeFace also runs on every frame).")
-@click.option("--every", type=click.IntRange(1, 30), default=_D.every, show_default=True,
-              help="Run the small-face sweep on every N-th processed frame.")
-@click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=_D.threshold, show_default=True,
-              help="Detection confidence needed to start a track (half of it extends one).")
-@click.option("--mode", type=click.Choice(list(MODES)), default=_D.mode, show_default=True)
-@click.option("--shape", type=click.Choice(list(SHAPES)), default=_D.shape, show_default=True)
+@setting_options(*LIVE_SETTINGS)
 @click.option("--preset", default=_D.preset, show_default=True, help="x264 preset of the output.")
-@click.option("--crf", type=click.IntRange(0, 51), default=_D.crf, show_default=True, help="x264 quality of the output.")
+@click.option("--crf", type=finite(0, 51, integer=True), default=_D.crf, show_default=True, help="x264 quality of the output.")
 @click.option("--watchlist", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Encrypted watchlist: only faces confirmed as one of its lawful entries may stay clear.")
 @click.option("--reveal", type=click.Choice(["matches"]), default=None,
@@ -127,9 +119,9 @@ def _log_options(func):  # type: ignore[no-untyped-def]
 @reports_errors
 def stream(input_url: str, output_url: str | None, record: Path | None, segment: float, latency_ms: int,
            transport: str, input_format: str | None, secrets: Path | None, camera: str, metrics_at: str,
-           detector: str, every: int, threshold: float, mode: str, shape: str, preset: str, crf: int,
-           watchlist: Path | None, reveal: str | None, alert_only: bool, key_file: Path | None,
-           audit_log: Path | None, log_format: str, quiet: bool, models_dir: str | None) -> None:
+           preset: str, crf: int, watchlist: Path | None, reveal: str | None, alert_only: bool,
+           key_file: Path | None, audit_log: Path | None, log_format: str, quiet: bool, models_dir: str | None,
+           **redaction: object) -> None:
     """Inline filter for one camera: live input in, every face blurred, redacted stream and/or segments out.
 
     Runs until SIGTERM or Ctrl-C, then closes its outputs cleanly and exits 0.
@@ -146,11 +138,11 @@ def stream(input_url: str, output_url: str | None, record: Path | None, segment:
     try:
         cam = CameraConfig(name=camera, input=input_url, output=output_url, record=record, segment=segment,
                            transport=transport, input_format=input_format, secrets=secrets, latency_ms=latency_ms,
-                           detector=detector, every=every, threshold=threshold, mode=mode, shape=shape,
-                           preset=preset, crf=crf, watchlist=watchlist, reveal=bool(reveal), alert_only=alert_only,
-                           key_file=key_file, audit_log=audit_log)
+                           redaction=live_settings(camera, redaction), preset=preset, crf=crf, watchlist=watchlist,
+                           reveal=bool(reveal), alert_only=alert_only, key_file=key_file, audit_log=audit_log)
     except ValueError as exc:
         raise click.UsageError(str(exc).replace(f"camera {camera}: ", "")) from None
+    check_camera(cam)
     _run([cam], None if metrics_at == "off" else metrics_at, models_dir)
 
 
@@ -175,17 +167,22 @@ def serve(config: Path, check: bool, log_format: str, quiet: bool, models_dir: s
       segment = "60s"
 
     Camera settings: input, output, record, segment, segment_format (.mkv/.mp4/.ts),
-    transport, input_format, secrets, latency_ms, detector, every, threshold, mode,
-    shape, mask_scale, hold_seconds, preset, crf, watchlist, reveal, alert_only,
+    transport, input_format, secrets, latency_ms, detector, threshold, every, tile,
+    centerface_scale, mode, shape, mask_scale, hold_seconds (ranges as in
+    `redactor stream --help`), preset, crf, watchlist, reveal, alert_only,
     key_file, audit_log. Relative paths are relative to CONFIG's folder.
+    --check runs every check starting does short of connecting: settings,
+    secrets files (present, chmod 600), watchlists (present, opened by their key).
     """
     _setup_logging(log_format, quiet)
     parsed = load_serve_config(config)
-    names = [c.name for c in parsed.cameras]
+    for cam in parsed.cameras:
+        try:
+            check_camera(cam)
+        except RedactorError as exc:
+            raise CLIError(f"{config}: camera {cam.name}: {exc}", exc.exit_code) from None
     if check:
+        names = [c.name for c in parsed.cameras]
         click.echo(f"{config}: {len(names)} camera(s) OK: {', '.join(names)}", err=True)
         return
-    for cam in parsed.cameras:
-        if cam.secrets is not None and not cam.secrets.is_file():
-            raise InputError(f"{config}: camera {cam.name}: secrets file {cam.secrets} not found")
     _run(parsed.cameras, parsed.metrics, models_dir)

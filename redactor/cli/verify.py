@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
+from redactor.cli.options import finite
+from redactor.settings import knobs
 from redactor.errors import VerificationFailed
 from redactor.verify import verifier, verify as run_verify
 
@@ -19,7 +21,7 @@ from redactor.verify import verifier, verify as run_verify
 @click.argument("redacted", type=click.Path(path_type=Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the findings (frames and boxes, no pixels) as JSON.")
-@click.option("--threshold", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True,
+@click.option("--threshold", type=finite(knobs()["threshold"].low, knobs()["threshold"].high), default=0.5, show_default=True,
               help="Confidence the second detector needs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @models_dir_option

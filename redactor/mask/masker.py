@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from redactor.mask.kernels import MODES, SHAPES, apply_regions, redact_everything
 from redactor.types import Regions
+
+FAR = 4.0
+"""How many frame sizes a mask region may reach past the frame before it is taken as impossible: a face box
+is at most the frame, grown at most 4x by --mask-scale; anything further means an upstream value went wrong
+(and would overflow the kernels' int32 coordinates long before it reached a real size)."""
 
 
 class Masker:
@@ -21,12 +28,17 @@ class Masker:
             raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
-        if mask_scale < 1.0:
-            raise ValueError("mask_scale must be >= 1 (a mask smaller than the face would leave it visible)")
+        if not (math.isfinite(mask_scale) and mask_scale >= 1.0):
+            raise ValueError("mask_scale must be a finite number >= 1 (a smaller mask would leave the face visible)")
         self.mode, self.shape, self.mask_scale = mode, shape, mask_scale
         self.strength, self.feather = strength, feather
 
     def regions(self, boxes: np.ndarray, width: int, height: int) -> Regions:
+        """The regions to redact for these face boxes; the whole frame if any box cannot be drawn.
+
+        This is the last stage before pixels leave, so it trusts nothing upstream: a non-finite, inverted
+        or impossibly large box masks the whole frame (reason "impossible box"), whatever produced it.
+        """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if not len(boxes):
             return Regions(np.zeros((0, 4), np.int32))
@@ -42,11 +54,17 @@ class Masker:
             boxes[:, 2] + grow_w / 2 + (rim - 1) * w / 2,
             boxes[:, 3] + grow_h * 0.4 + (rim - 1) * h / 2,
         ])
-        out = np.column_stack([np.floor(grown[:, :2]), np.ceil(grown[:, 2:])])
+        if not (np.all(np.isfinite(grown)) and np.all(grown[:, 2:] > grown[:, :2])):
+            return Regions.everything("impossible box")
         # Regions keep their full extent past the frame edge, so the mask shape is fitted to the
         # whole face, not to its visible part; the kernels clip. Regions wholly outside are dropped.
-        inside = (out[:, 2] > 0) & (out[:, 0] < width) & (out[:, 3] > 0) & (out[:, 1] < height)
-        return Regions(out[inside].astype(np.int32))
+        inside = (grown[:, 2] > 0) & (grown[:, 0] < width) & (grown[:, 3] > 0) & (grown[:, 1] < height)
+        grown = grown[inside]
+        reach = FAR * max(width, height)
+        if np.any(grown[:, :2] < -reach) or np.any(grown[:, 2] > width + reach) or np.any(grown[:, 3] > height + reach):
+            return Regions.everything("impossible box")
+        out = np.column_stack([np.floor(grown[:, :2]), np.ceil(grown[:, 2:])])
+        return Regions(out.astype(np.int32))
 
     def apply(self, image: np.ndarray, regions: Regions) -> np.ndarray:
         if regions.whole_frame:

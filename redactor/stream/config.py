@@ -18,18 +18,20 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from redactor.detect import DETECTOR_CHOICES
 from redactor.errors import InputError
-from redactor.mask.kernels import MODES, SHAPES
-from redactor.pipeline import RedactSettings
+from redactor.settings import RedactSettings
 from redactor.stream.outputs import SEGMENT_FORMATS
 
-_FILE = RedactSettings()  # the file pipeline's defaults are the live ones too
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+LIVE_SETTINGS = ("detector", "threshold", "every", "tile", "centerface_scale", "mode", "shape", "mask_scale",
+                 "hold_seconds")
+"""The redaction settings a camera takes, as declared in RedactSettings. Not `lookahead_seconds`: a live
+filter holds frames for its latency budget (`latency_ms`), which is its look-ahead."""
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -45,6 +47,9 @@ def parse_duration(text: str | int | float) -> float:
     return float(match.group(1)) * unit
 
 
+_PATH_KEYS = ("record", "secrets", "watchlist", "key_file", "audit_log")
+
+
 def _check(name: str, key: str, value: object, ok: bool, expected: str) -> None:
     if not ok:
         raise ValueError(f"camera {name}: {key} = {value!r}: expected {expected}")
@@ -52,7 +57,8 @@ def _check(name: str, key: str, value: object, ok: bool, expected: str) -> None:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """One camera's filter. Defaults are the file pipeline's; `latency_ms` also bounds the backward fill."""
+    """One camera's filter. `redaction` holds the file pipeline's settings (its defaults too), checked
+    where they are declared; `latency_ms` also bounds the backward fill."""
 
     name: str
     input: str
@@ -64,13 +70,7 @@ class CameraConfig:
     input_format: str | None = None
     secrets: Path | None = None
     latency_ms: int = 500
-    detector: str = _FILE.detector
-    every: int = _FILE.every
-    threshold: float = _FILE.threshold
-    mode: str = _FILE.mode
-    shape: str = _FILE.shape
-    mask_scale: float = _FILE.mask_scale
-    hold_seconds: float = _FILE.hold_seconds
+    redaction: RedactSettings = field(default_factory=RedactSettings)
     preset: str = "veryfast"
     crf: int = 23
     watchlist: Path | None = None
@@ -80,33 +80,40 @@ class CameraConfig:
     audit_log: Path | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"camera name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+        n = self.name
+        _check(n, "input", self.input, isinstance(self.input, str) and bool(self.input.strip()),
+               "a URL or device path as a string")
+        for key in ("output", "input_format"):
+            value = getattr(self, key)
+            _check(n, key, value, value is None or (isinstance(value, str) and bool(value.strip())),
+                   "a non-empty string")
+        for key in _PATH_KEYS:
+            value = getattr(self, key)
+            _check(n, key, value, value is None or isinstance(value, Path), "a path")
         if self.output is None and self.record is None:
             raise ValueError(f"camera {self.name}: give an output URL, a record folder, or both")
-        n = self.name
 
         def number(value: object, lo: float, hi: float, integer: bool = False) -> bool:
             kinds = (int,) if integer else (int, float)
             return (isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
                     and lo <= value <= hi)
 
-        _check(n, "transport", self.transport, self.transport in ("tcp", "udp"), "tcp or udp")
+        _check(n, "transport", self.transport, isinstance(self.transport, str) and self.transport in ("tcp", "udp"),
+               "tcp or udp")
         _check(n, "segment", self.segment, number(self.segment, 0.5, 86400), "0.5 s to 24 h")
-        _check(n, "segment_format", self.segment_format, self.segment_format in SEGMENT_FORMATS,
+        _check(n, "segment_format", self.segment_format,
+               isinstance(self.segment_format, str) and self.segment_format in SEGMENT_FORMATS,
                " or ".join(SEGMENT_FORMATS))
         _check(n, "latency_ms", self.latency_ms, number(self.latency_ms, 100, 60000, integer=True),
                "an integer from 100 to 60000")
-        _check(n, "detector", self.detector, self.detector in DETECTOR_CHOICES, " or ".join(DETECTOR_CHOICES))
-        _check(n, "every", self.every, number(self.every, 1, 30, integer=True), "an integer from 1 to 30")
-        _check(n, "threshold", self.threshold, number(self.threshold, 0.05, 0.95), "0.05 to 0.95")
-        _check(n, "mode", self.mode, self.mode in MODES, " or ".join(MODES))
-        _check(n, "shape", self.shape, self.shape in SHAPES, " or ".join(SHAPES))
-        _check(n, "mask_scale", self.mask_scale, number(self.mask_scale, 1.0, 4.0), "1 to 4")
-        _check(n, "hold_seconds", self.hold_seconds, number(self.hold_seconds, 0.0, 10.0), "0 to 10")
+        _check(n, "redaction", self.redaction, isinstance(self.redaction, RedactSettings), "RedactSettings")
         _check(n, "crf", self.crf, number(self.crf, 0, 51, integer=True), "an integer from 0 to 51")
         _check(n, "preset", self.preset, isinstance(self.preset, str) and self.preset.isidentifier(),
                "an x264 preset name such as veryfast")
+        _check(n, "reveal", self.reveal, isinstance(self.reveal, bool), 'true, false or "matches"')
+        _check(n, "alert_only", self.alert_only, isinstance(self.alert_only, bool), "true or false")
         if self.watchlist is not None and self.reveal == self.alert_only:
             raise ValueError(f"camera {self.name}: with a watchlist, set exactly one of reveal = true "
                              "or alert_only = true")
@@ -114,26 +121,41 @@ class CameraConfig:
             raise ValueError(f"camera {self.name}: reveal and alert_only need a watchlist")
 
 
-_PATH_KEYS = {"record", "secrets", "watchlist", "key_file", "audit_log"}
-_KEYS = {f.name for f in fields(CameraConfig)} - {"name"}
+def live_settings(name: str, values: dict) -> RedactSettings:
+    """The redaction settings of camera `name` from LIVE_SETTINGS keys, checked against their declarations."""
+    try:
+        return RedactSettings(**values)
+    except ValueError as exc:
+        raise ValueError(f"camera {name}: {exc}") from None
+
+
+_KEYS = ({f.name for f in fields(CameraConfig)} - {"name", "redaction"}) | set(LIVE_SETTINGS)
 
 
 def camera_from_mapping(name: str, values: dict, base: Path) -> CameraConfig:
     """A CameraConfig from TOML values; relative paths are taken from the config file's folder."""
     unknown = set(values) - _KEYS
+    if "lookahead_seconds" in unknown:
+        raise ValueError(f"camera {name}: lookahead_seconds: a live filter looks ahead as far as latency_ms allows; "
+                         "set latency_ms")
     if unknown:
         raise ValueError(f"camera {name}: unknown setting(s) {', '.join(sorted(unknown))}")
-    kwargs = dict(values)
-    for key in _PATH_KEYS & set(kwargs):
-        kwargs[key] = base / Path(str(kwargs[key])).expanduser()
+    if "input" not in values:
+        raise ValueError(f"camera {name}: no input; add input = \"rtsp://...\"")
+    kwargs = {k: v for k, v in values.items() if k not in LIVE_SETTINGS}
+    for key in (k for k in _PATH_KEYS if k in kwargs):
+        if not isinstance(kwargs[key], str):
+            raise ValueError(f"camera {name}: {key} = {kwargs[key]!r}: expected a path as a string")
+        kwargs[key] = base / Path(kwargs[key]).expanduser()
     if "segment" in kwargs:
         try:
             kwargs["segment"] = parse_duration(kwargs["segment"])
         except ValueError as exc:
             raise ValueError(f"camera {name}: segment: {exc}") from None
-    if "reveal" in kwargs and not isinstance(kwargs["reveal"], bool):
-        kwargs["reveal"] = kwargs["reveal"] == "matches"
-    return CameraConfig(name=name, **kwargs)
+    if kwargs.get("reveal") == "matches":
+        kwargs["reveal"] = True
+    redaction = live_settings(name, {k: v for k, v in values.items() if k in LIVE_SETTINGS})
+    return CameraConfig(name=name, redaction=redaction, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,8 @@ def load_serve_config(path: Path) -> ServeConfig:
     if unknown:
         raise InputError(f"{path}: unknown top-level setting(s) {', '.join(sorted(unknown))}")
     defaults, cameras = data.get("defaults", {}), data.get("cameras", {})
+    if not isinstance(defaults, dict):
+        raise InputError(f"{path}: defaults must be a table ([defaults] with camera settings)")
     if not isinstance(cameras, dict) or not cameras or not all(isinstance(v, dict) for v in cameras.values()):
         raise InputError(f"{path}: no cameras; add a [cameras.NAME] table with input = \"...\"")
     base = path.parent

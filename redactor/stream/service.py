@@ -6,8 +6,8 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from redactor.errors import ProcessingError, RedactorError
-from redactor.pipeline import Pipeline, RedactSettings
+from redactor.errors import InputError, ProcessingError, RedactorError
+from redactor.pipeline import Pipeline
 from redactor.stream.config import CameraConfig
 from redactor.stream.credentials import load_secrets, with_credentials
 from redactor.stream.live import LiveFilter, LiveSettings
@@ -17,8 +17,6 @@ from redactor.stream.source import InputSettings, LiveSource
 
 
 def build_pipeline(cam: CameraConfig, stack: ExitStack, models_dir: str | Path | None = None) -> Pipeline:
-    settings = RedactSettings(detector=cam.detector, threshold=cam.threshold, every=cam.every, mode=cam.mode,
-                              shape=cam.shape, mask_scale=cam.mask_scale, hold_seconds=cam.hold_seconds)
     recogniser = None
     if cam.watchlist is not None:
         from redactor.recognise import build_recogniser
@@ -27,7 +25,22 @@ def build_pipeline(cam: CameraConfig, stack: ExitStack, models_dir: str | Path |
                                       audit_log=cam.audit_log, models_dir=models_dir)
     # One inference thread: the encoder and decoder need the other core in real time (720p soak on
     # 2 cores: 103 frames fully blurred for a late sweep in 1.5 min, against 190 with two threads).
-    return stack.enter_context(Pipeline(settings, models_dir, recogniser=recogniser, inference_threads=1))
+    return stack.enter_context(Pipeline(cam.redaction, models_dir, recogniser=recogniser, inference_threads=1))
+
+
+def check_camera(cam: CameraConfig) -> None:
+    """Everything about a camera that can be checked without connecting to it, exactly as starting it checks:
+    the secrets file (present, private, well-formed) and the watchlist (present, opened by its key). Nothing
+    is written, not even to the audit log: a check uses no watchlist entry."""
+    if cam.secrets is not None:
+        load_secrets(cam.secrets)
+    if cam.watchlist is not None:
+        from redactor.recognise import load_key
+        from redactor.recognise.watchlist import load
+
+        if not cam.watchlist.is_file():
+            raise InputError(f"camera {cam.name}: watchlist {cam.watchlist} not found")
+        load(cam.watchlist, load_key(cam.key_file), cam.name)
 
 
 def build_filter(cam: CameraConfig, metrics: StreamMetrics, pipeline: Pipeline) -> LiveFilter:

@@ -27,7 +27,7 @@ import numpy as np
 
 from redactor.errors import InputError, OutputError, ProcessingError
 from redactor.media.sink import VideoSink
-from redactor.media.source import rgb_upright
+from redactor.media.source import open_video, rgb_upright
 from redactor.pipeline import RedactSettings
 from redactor.track.tracker import SMALL_HOLD_FACTOR
 from redactor.types import Frame
@@ -77,9 +77,9 @@ def probe(path: Path) -> Probe:
     """Read every packet's timing; a file whose video packets lack timestamps cannot be split."""
     pts: list[int] = []
     keys: list[int] = []
+    container, stream = open_video(path)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+        with container:
             tb = stream.time_base
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -91,7 +91,7 @@ def probe(path: Path) -> Probe:
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
-    except (av.FFmpegError, IndexError) as exc:
+    except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot read its packets ({exc})") from None
     if tb is None or not pts:
         raise InputError(f"{path}: no video packets")
@@ -135,9 +135,9 @@ def plan(info: Probe, chunk_seconds: float, overlap: float) -> list[Chunk]:
 def chunk_frames(path: Path, chunk: Chunk, time_base: Fraction) -> Iterator[Frame]:
     """Decode the chunk's window as Frames with whole-file indices; any frame the probe did not list is an error."""
     window = chunk.window
+    container, stream = open_video(path)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+        with container:
             stream.thread_type = "AUTO"
             if chunk.index > 0:
                 container.seek(window[0], stream=stream, backward=True, any_frame=False)

@@ -16,7 +16,7 @@ import numpy as np
 import openvino as ov
 
 from redactor.detect.base import Detector, merge_union, nms, register
-from redactor.detect.runtime import core_for, read_model
+from redactor.detect.runtime import compile_network, core_for, read_model
 from redactor.types import Detections
 
 _OUTPUTS = ["537", "538", "539", "540"]
@@ -53,7 +53,7 @@ class CenterFaceDetector(Detector):
             if len(self._requests) >= _SHAPES_KEPT:
                 self._requests.pop(next(iter(self._requests)))
             self._model.reshape({self._model.inputs[0].any_name: [1, 3, in_h, in_w]})
-            compiled = self._core.compile_model(self._model, "CPU", self._config)
+            compiled = compile_network(self._core, self._model, self._config)
             self._requests[key] = (compiled.create_infer_request(), [compiled.output(n) for n in _OUTPUTS])
         return self._requests[key]
 

@@ -5,6 +5,8 @@ a tenth of a short clip's run. OpenVINO can keep compiled networks on disk; the
 cache lives in the model folder (same owner, same trust as the verified model
 files it is derived from) and is only a speed-up: OpenVINO recompiles when an
 entry is missing, stale or unreadable, and a folder we cannot write means no cache.
+CenterFace compiles one network per input size, so the folder keeps only the
+CACHE_KEPT networks used last: inputs of ever new sizes cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from redactor.errors import ModelError
 from redactor.models import model_path, models_dir, spec_for
 
 CACHE_SUBDIR = "openvino-cache"
+CACHE_KEPT = 32
+"""Compiled networks kept per model file, in files. CenterFace compiles one per input size, 7.5 MB each (a
+frame size and scale give one: the whole frame, or its strips). A site's cameras need a few and the test
+suite about twenty, so 32 keep them all warm in at most 240 MB (fewer would make the suite recompile every
+size on every run: LRU over a cycle longer than the cache always misses), where a folder of photos of
+assorted sizes had added 7.5 MB per size, for ever. An evicted network costs its 0.15-0.5 s compile again."""
 
 # OpenVINO's bindings set up their NumPy bridge (pybind11's npy_api) on first use, under a call_once that
 # deadlocks when two threads reach it together: two cameras' detectors warming up at the same moment hung
@@ -54,9 +62,38 @@ def compile_file(name: str, config: dict[str, object], models: str | os.PathLike
     """The registry model `name` compiled for the CPU; from a cached network when there is one, which
     also skips converting the model file (most of a TFLite model's load time)."""
     try:
-        return core_for(name, models).compile_model(str(model_path(name, models)), "CPU", config)
+        return compile_network(core_for(name, models), str(model_path(name, models)), config)
     except RuntimeError as exc:
         raise ModelError(f"OpenVINO could not load {name}: {first_line(exc)}") from None
+
+
+def compile_network(runtime: ov.Core, model: ov.Model | str, config: dict[str, object]) -> ov.CompiledModel:
+    """`model` compiled for the CPU by `runtime`; then its cache folder, if it has one, keeps only the
+    CACHE_KEPT networks used last."""
+    compiled = runtime.compile_model(model, "CPU", config)
+    folder = runtime.get_property("CACHE_DIR")
+    if folder:
+        evict(Path(folder), CACHE_KEPT)
+    return compiled
+
+
+def evict(folder: Path, kept: int) -> None:
+    """Delete all but the `kept` most recently used compiled networks in `folder`. Last use is the later of a
+    file's access and modification times: loading a cached network reads it, which Linux's default relatime
+    records at least daily (under noatime the oldest written go first). A file another process removes or
+    is reading meanwhile is no error: the cache is only a speed-up, and an open file stays readable."""
+    used: dict[Path, float] = {}
+    for blob in folder.glob("*.blob"):
+        try:
+            info = blob.stat()
+        except OSError:
+            continue
+        used[blob] = max(info.st_atime, info.st_mtime)
+    for stale in sorted(used, key=used.__getitem__, reverse=True)[kept:]:
+        try:
+            stale.unlink()
+        except OSError:
+            continue
 
 
 def first_line(exc: BaseException) -> str:

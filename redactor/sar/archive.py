@@ -23,7 +23,7 @@ import numpy as np
 from redactor.errors import InputError
 from redactor.jobs import MEDIA_EXTENSIONS
 from redactor.media.sink import IMAGE_EXTENSIONS
-from redactor.media.source import FileSource, rgb_upright
+from redactor.media.source import FileSource, open_video, rgb_upright
 from redactor.sar.request import SubjectRequest
 
 VIDEO_EXTENSIONS = frozenset(MEDIA_EXTENSIONS - IMAGE_EXTENSIONS)
@@ -88,8 +88,9 @@ def probe(path: Path) -> Recording:
         info = source.info
     if info.is_image:
         raise InputError(f"{path}: is a still image, not a recording")
-    with av.open(str(path)) as container:
-        tags = {**container.streams.video[0].metadata, **container.metadata}
+    container, stream = open_video(path)
+    with container:
+        tags = {**stream.metadata, **container.metadata}
     named = _name_time(path)
     start, where = _metadata_time(tags.get("creation_time")), "metadata"
     if start is None and named is not None:
@@ -130,9 +131,9 @@ def in_scope(recordings: list[Recording], request: SubjectRequest) -> list[tuple
 
 def decoded(path: Path, start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
     """(offset in seconds from the first frame, frame) for every frame in [start, end]; seeks near `start`."""
+    container, stream = open_video(path)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+        with container:
             stream.thread_type = "AUTO"
             origin, base = stream.start_time or 0, stream.time_base
             if start > 0:

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
-import os
-import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
 
-import click
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C: 128 + SIGINT's number, what a shell reports for a command SIGINT ended."""
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM: 128 + its number, likewise."""
+INTERRUPTED = "interrupted; no output was written"
+TERMINATED = "terminated; no output was written"
+
+try:
+    import functools
+    import importlib
+    import os
+    import signal
+    import threading
+    from contextlib import contextmanager
+    from typing import Any, Callable, Iterator
+
+    import click
+
+    from redactor.errors import RedactorError
+except KeyboardInterrupt:  # Ctrl-C while the command is still starting: nothing was done, nothing to undo
+    sys.stderr.write(f"Error: {INTERRUPTED}\n")
+    raise SystemExit(EXIT_INTERRUPTED) from None
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from redactor.errors import RedactorError  # noqa: E402
 
 
 class CLIError(click.ClickException):
@@ -53,20 +65,31 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _sigterm_unwinds():
-                return func(*args, **kwargs)
+            return func(*args, **kwargs)
         except RedactorError as exc:
             raise CLIError(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise CLIError("interrupted; no output was written", 130) from None
-        except Terminated:
-            raise CLIError("terminated; no output was written", 143) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # last line of defence: a message, not a traceback
             raise CLIError(f"internal error: {type(exc).__name__}: {exc}", 1) from None
 
     return wrapper
+
+
+@contextmanager
+def _signals_end_commands() -> Iterator[None]:
+    """Ctrl-C and SIGTERM become their one-line error and exit code (130, 143).
+
+    Click turns a KeyboardInterrupt it catches into "Aborted!" and exit 1, so one
+    that comes while a subcommand is imported (a second or more) or its options are
+    parsed, or while the command runs, is turned into our error before click sees it.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise CLIError(INTERRUPTED, EXIT_INTERRUPTED) from None
+    except Terminated:
+        raise CLIError(TERMINATED, EXIT_TERMINATED) from None
 
 
 class _LazyGroup(click.Group):
@@ -89,6 +112,27 @@ class _LazyGroup(click.Group):
             return None
         module, attr = self._commands[cmd_name].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """SIGTERM unwinds like Ctrl-C for the whole run, not only once a command has started. Either signal
+        that comes outside `make_context` and `invoke` (which report their own) is reported here."""
+        try:
+            with _sigterm_unwinds():
+                return super().main(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo(f"Error: {INTERRUPTED}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo(f"Error: {TERMINATED}", err=True)
+            sys.exit(EXIT_TERMINATED)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _signals_end_commands():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _signals_end_commands():
+            return super().invoke(ctx)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

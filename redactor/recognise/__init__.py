@@ -29,16 +29,21 @@ def build_recogniser(watchlist: Path, key_file: Path | None, camera: str | None,
     """A matcher for this run; a tampered watchlist or a wrong key is an error, an unlawful entry is refused.
 
     Refusals and the load itself are written to the audit log (`audit_log`, by
-    default next to the watchlist) before any frame is seen.
+    default next to the watchlist) before any frame is seen. A key that did not
+    seal the watchlist is refused before the log is opened: the log is
+    authenticated with the same key, so a line written with the wrong one would
+    make the genuine log fail verification from then on.
     """
     key = load_key(key_file)
-    audit = AuditLog(audit_log or default_audit_path(watchlist), key)
+    log_path = audit_log or default_audit_path(watchlist)
     try:
-        try:
-            loaded = load(Path(watchlist), key, camera)
-        except (WatchlistError, KeyFileError) as exc:
+        loaded = load(Path(watchlist), key, camera)
+    except WatchlistError as exc:  # a wrong key's KeyFileError is none: it goes up before the log is opened
+        with AuditLog(log_path, key) as audit:
             audit.record("watchlist-refused", watchlist=str(watchlist), camera=camera, reason=str(exc))
-            raise
+        raise
+    audit = AuditLog(log_path, key)
+    try:
         for refusal in loaded.refused:
             audit.record("entry-refused", watchlist=str(watchlist), camera=camera,
                          entry_id=refusal.entry_id, reason=refusal.reason)

@@ -9,7 +9,10 @@ so no discretion is left to whoever runs the software.
 
 The file holds templates (128-d descriptors) and metadata only, never photos,
 and is sealed with AES-256-GCM: without the key it reveals nothing, and any
-change to it, or the wrong key, is detected before a single entry is used.
+change to it, or the wrong key, is detected before a single entry is used. Its
+header carries the sealing key's id (8 bytes derived from it, revealing nothing
+of it), so a key that cannot open the file is told apart from a file that was
+edited: the first is a key error (exit 8), the second an integrity error (9).
 """
 
 from __future__ import annotations
@@ -232,14 +235,21 @@ def read_entries(path: Path, key: Key) -> list[dict[str, Any]]:
     header_len = len(_MAGIC) + 8
     if not blob.startswith(_MAGIC) or len(blob) < header_len + _NONCE_BYTES + 16:
         raise WatchlistTampered(f"{path}: not a redactor watchlist, or its header was damaged")
-    if blob[len(_MAGIC):header_len] != key.key_id:
-        raise KeyFileError(f"{path}: sealed with a different key than {key.source} (or its header was altered)")
+    stored_id = blob[len(_MAGIC):header_len]
     nonce = blob[header_len:header_len + _NONCE_BYTES]
     try:
-        plain = AESGCM(key.derive("watchlist")).decrypt(nonce, blob[header_len + _NONCE_BYTES:], blob[:header_len])
+        # Authenticated with this key's own id in the header, so that the right key still opens a file whose
+        # stored id alone was edited, and that edit is reported as one rather than as a wrong key.
+        plain = AESGCM(key.derive("watchlist")).decrypt(nonce, blob[header_len + _NONCE_BYTES:],
+                                                        _MAGIC + key.key_id)
     except InvalidTag:
+        if stored_id != key.key_id:
+            raise KeyFileError(f"{path}: sealed with a different key than {key.source}") from None
         raise WatchlistTampered(f"{path}: fails its integrity check (the file was modified or damaged); "
                                 "refusing to use any of it") from None
+    if stored_id != key.key_id:
+        raise WatchlistTampered(f"{path}: its key id was edited (the rest opens with {key.source}); "
+                                "refusing to use any of it")
     try:
         data = json.loads(plain)
         entries = data["entries"]

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from redactor.batch import DEFAULT_CHUNK_SECONDS, ENGINES, BatchOptions, BatchSummary, run_batch
 from redactor.batch.manifest import MANIFEST_NAME
-from redactor.cli import CLIError, Terminated, reports_errors
+from redactor.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, CLIError, Terminated, reports_errors
 from redactor.cli.options import finite, settings_from_options
 from redactor.cli.redact import redact
 from redactor.errors import ProcessingError
@@ -124,9 +124,11 @@ def batch(src: Path, dst: Path, workers: int, resume: bool, retry_failed: bool, 
     try:
         summary = run_batch(src, dst, settings, options, observer=bar)
     except KeyboardInterrupt:
-        raise CLIError("interrupted; finished files are kept, run again with --resume to do the rest", 130) from None
+        raise CLIError("interrupted; finished files are kept, run again with --resume to do the rest",
+                       EXIT_INTERRUPTED) from None
     except Terminated:
-        raise CLIError("terminated; finished files are kept, run again with --resume to do the rest", 143) from None
+        raise CLIError("terminated; finished files are kept, run again with --resume to do the rest",
+                       EXIT_TERMINATED) from None
     finally:
         bar.close()
     for rel, reason, _ in summary.failed_before:

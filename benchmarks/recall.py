@@ -387,7 +387,7 @@ def table(rows: list[dict]) -> str:
                    "call every face in it clear.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every row, total, command and the machine as JSON.")
-@click.option("--real-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=REAL_DIR,
+@click.option("--real-dir", type=click.Path(file_okay=False, path_type=Path), default=REAL_DIR,
               show_default=True, help="Folder of the real clips and their JSON boxes.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=OUT_DIR, show_default=True,
               help="Where the redacted copies (and fresh scenes) go.")

@@ -5,7 +5,7 @@ For each clip size this runs, one after another on the same machine:
 - the floor: decode + RGB conversion + encode with PyAV and redactor's default
   encoder settings, nothing in between; no redaction tool can be faster;
 - `redactor redact -q` with default settings, then with each other detector
-  and with the small-face sweep every frame and every 2nd frame (`--every`);
+  and with the small-face sweep every frame and every 2nd frame at 25 fps (`--sweep-rate 25`, `12.5`);
 - deface with its default detection settings and our encoder settings
   (see benchmarks/peers.py).
 
@@ -171,8 +171,8 @@ def default_tools(extra: tuple[str, ...] = (), alternatives: bool = True) -> lis
     if alternatives:
         tools += [Tool(f"redactor --detector {d}", "redactor", ("--detector", d))
                   for d in DETECTOR_CHOICES if d != default.detector]
-        tools += [Tool(f"redactor --every {k}", "redactor", ("--every", str(k)))
-                  for k in (1, 2) if k != default.every]
+        tools += [Tool(f"redactor --sweep-rate {r:g}", "redactor", ("--sweep-rate", str(r)))
+                  for r in (25.0, 12.5) if r != default.sweep_rate]
     tools += [Tool(f"redactor {flags}", "redactor", tuple(shlex.split(flags))) for flags in extra]
     tools.append(Tool(f"deface {peers.DEFACE_VERSION}", "deface"))
     tools.append(Tool(f"deface {peers.DEFACE_VERSION} --backend opencv", "deface", ("--backend", "opencv")))

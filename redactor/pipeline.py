@@ -143,7 +143,8 @@ class StreamState:
         self.tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
         self.lookahead = lookahead
         self._seen: set[int] = set()
-        self._since_sweep = pipeline.schedule.period - 1  # the first frame gets a sweep
+        self.sweep_period = s.sweep_period(fps)
+        self._since_sweep = self.sweep_period - 1  # the first frame gets a sweep
         self.last_sweep_index = -1
 
     def push(self, frame: Frame, lock: threading.Lock | None = None, sweep: bool | None = None) -> list[Slot]:
@@ -183,7 +184,7 @@ class StreamState:
     @property
     def next_is_sweep(self) -> bool:
         """Whether the next frame pushed gets the expensive sweep (a live filter budgets time for it)."""
-        return self._since_sweep + 1 >= self.pipeline.schedule.period
+        return self._since_sweep + 1 >= self.sweep_period
 
     def due(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
         """Release the oldest held frames for which `is_due` says time is up (a live latency budget)."""
@@ -202,7 +203,7 @@ class Pipeline:
         self.recogniser = recogniser
         # Detectors report down to the tracker's low band: a faint find extends a track and starts one only when
         # small and repeated by the next sweep (Tracker.small_below).
-        self.schedule = build_schedule(settings.detector, settings.every, threshold=settings.low_threshold,
+        self.schedule = build_schedule(settings.detector, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
                                        centerface_scale=settings.centerface_scale, threads=inference_threads,
                                        start=settings.threshold)

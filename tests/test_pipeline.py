@@ -189,7 +189,7 @@ def test_detector_failure_blurs_the_frame_and_those_held_before_it(
     12 fps): a face that entered just before the fault would never get its box painted back onto them."""
     flaky = copy.copy(pipeline)
     flaky.settings = dataclasses.replace(pipeline.settings, lookahead_seconds=1.0)
-    flaky.schedule = Schedule(FailsOnFrame(pipeline.schedule.every_frame, 18), pipeline.schedule.sweep, 1)
+    flaky.schedule = Schedule(FailsOnFrame(pipeline.schedule.every_frame, 18), pipeline.schedule.sweep)
     out, report = tmp_path / "flaky.mp4", tmp_path / "flaky.json"
     stats = redact_file(tiny_clip[0], out, flaky, EncodeSettings(), report=report)
     assert (stats.frames, stats.detector_failures, stats.whole_frame) == (24, 1, 13)
@@ -234,7 +234,8 @@ class FindsNothing(Detector):
 def test_faces_only_the_sweep_finds_stay_masked_between_sweeps(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth],
                                                                pipeline: Pipeline) -> None:
     sparse = copy.copy(pipeline)
-    sparse.schedule = Schedule(FindsNothing(), pipeline.schedule.sweep, 23)
+    sparse.schedule = Schedule(FindsNothing(), pipeline.schedule.sweep)
+    sparse.settings = dataclasses.replace(pipeline.settings, sweep_rate=tiny_clip[1].fps / 23)  # every 23rd frame
     out = tmp_path / "sparse.mp4"
     redact_file(tiny_clip[0], out, sparse, EncodeSettings())
     assert score(tiny_clip[0], out, tiny_clip[1]).clear_faces == ()
@@ -288,7 +289,7 @@ def test_unsure_every_frame_finds_start_tracks_only_where_the_sweep_detector_con
     on_face = (40 + x1, 100 + y1, 40 + x2, 100 + y2)
     finds = FixedFinds([on_face, (500, 100, 600, 200), (500, 300, 600, 400), (650, 300, 750, 400),
                         (400, 350, 450, 400)], [0.65, 0.55, 0.65, 0.75, 0.3])
-    checked = Schedule(finds, pipeline.schedule.sweep, period=5, start=0.5).detect(image, sweep=False)
+    checked = Schedule(finds, pipeline.schedule.sweep, start=0.5).detect(image, sweep=False)
     score_at = dict(zip(map(tuple, checked.xyxy[:, :2].round().tolist()), checked.confidence.tolist()))
     assert score_at[(round(on_face[0]), round(on_face[1]))] == pytest.approx(0.65)
     assert 0.49 < score_at[(500, 100)] < 0.5 and 0.49 < score_at[(500, 300)] < 0.5
@@ -324,7 +325,7 @@ def test_unsure_large_sweep_finds_start_tracks_only_where_a_scaled_down_crop_con
     image[30:30 + face.shape[0], 40:440] = face
     noise_box, small_box = (800, 200, 940, 340), (1100, 500, 1160, 560)
     sweep = UnsureSweep(pipeline.schedule.sweep, image.shape, [noise_box, small_box])
-    checked = Schedule(None, sweep, period=1, start=0.5).detect(image, sweep=True)
+    checked = Schedule(None, sweep, start=0.5).detect(image, sweep=True)
     score_at = dict(zip(checked.xyxy[:, 0].round().tolist(), checked.confidence.tolist()))
     assert x2 - x1 >= 96
     assert [s for x, s in score_at.items() if 40 <= x < 440] == [pytest.approx(0.55)], "the real face"

@@ -183,7 +183,7 @@ def test_serve_config_problems_are_one_input_error_naming_the_file(tmp_path: Pat
 @pytest.mark.parametrize("setting", [
     "latency_ms = 50",
     'latency_ms = "fast"',
-    "every = 0",
+    "sweep_rate = 0",
     'detector = "yolo"',
     "threshold = 1.5",
     'mode = "smudge"',

@@ -70,7 +70,7 @@ class Chunk:
 def overlap_seconds(settings: RedactSettings, fps: float) -> float:
     """Enough context on each side of a seam for hold (a small face's, the longest), look-ahead and the next
     small-face sweep."""
-    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.longest_lookahead + settings.every / fps
+    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.longest_lookahead + 1 / settings.sweep_rate
 
 
 def probe(path: Path) -> Probe:

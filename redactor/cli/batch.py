@@ -15,7 +15,7 @@ from redactor.cli.options import finite, settings_from_options
 from redactor.cli.redact import redact
 from redactor.errors import ProcessingError
 
-_SHARED = ("mode", "shape", "detector", "threshold", "every", "tile", "centerface_scale", "thorough", "mask_scale",
+_SHARED = ("mode", "shape", "detector", "threshold", "sweep_rate", "tile", "centerface_scale", "thorough", "mask_scale",
            "hold_seconds", "lookahead_seconds", "codec", "crf", "preset", "drop_audio", "overwrite", "models_dir")
 
 

@@ -21,7 +21,7 @@ from redactor.verify import verifier as build_verifier
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output file (one input) or folder (several inputs or a folder).")
-@setting_options("mode", "shape", "detector", "threshold", "every", "tile")
+@setting_options("mode", "shape", "detector", "threshold", "sweep_rate", "tile")
 @setting_option("centerface_scale", default=None, note=f"--thorough sets {THOROUGH_SCALE}.")
 @click.option("--thorough", is_flag=True,
               help=f"For distant cameras: the small-face sweep at {THOROUGH_SCALE}x resolution finds faces down to "
@@ -52,7 +52,7 @@ from redactor.verify import verifier as build_verifier
 @models_dir_option
 @reports_errors
 def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detector: str, threshold: float,
-           every: int, tile: int, centerface_scale: float | None, thorough: bool, verify: bool, mask_scale: float, hold_seconds: float,
+           sweep_rate: float, tile: int, centerface_scale: float | None, thorough: bool, verify: bool, mask_scale: float, hold_seconds: float,
            lookahead_seconds: float | None, codec: str, crf: int, preset: str, drop_audio: bool,
            watchlist: Path | None, reveal: str | None, alert_only: bool, camera: str | None, audit_log: Path | None,
            key_file: Path | None, report: Path | None,

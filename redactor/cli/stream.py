@@ -167,7 +167,7 @@ def serve(config: Path, check: bool, log_format: str, quiet: bool, models_dir: s
       segment = "60s"
 
     Camera settings: input, output, record, segment, segment_format (.mkv/.mp4/.ts),
-    transport, input_format, secrets, latency_ms, detector, threshold, every, tile,
+    transport, input_format, secrets, latency_ms, detector, threshold, sweep_rate, tile,
     centerface_scale, mode, shape, mask_scale, hold_seconds (ranges as in
     `redactor stream --help`), preset, crf, watchlist, reveal, alert_only,
     key_file, audit_log. Relative paths are relative to CONFIG's folder.

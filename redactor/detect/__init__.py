@@ -35,18 +35,18 @@ def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | N
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTOR_CHOICES)}")
 
 
-def build_schedule(name: str, every: int, threshold: float = 0.25, models_dir: str | Path | None = None,
+def build_schedule(name: str, threshold: float = 0.25, models_dir: str | Path | None = None,
                    tile: int = 320, centerface_scale: float = 1.0, threads: int = 0,
                    start: float = 0.5) -> Schedule:
-    """BlazeFace on the whole frame every frame, plus the named sweep detector every `every` frames;
-    both report finds from `threshold`, and tracks start from `start`."""
+    """BlazeFace on the whole frame every frame, plus the named sweep detector when asked; both report finds
+    from `threshold`, and tracks start from `start`."""
     cheap = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
     try:
         sweep = build_detector(name, threshold, models_dir, tile, centerface_scale, threads)
     except BaseException:
         cheap.close()
         raise
-    return Schedule(cheap, sweep, every, start)
+    return Schedule(cheap, sweep, start)
 
 
 __all__ = ["Detector", "DETECTOR_CHOICES", "EnsembleDetector", "TiledDetector", "Schedule", "build_detector", "build_schedule", "create_detector", "detector_names", "nms", "register"]

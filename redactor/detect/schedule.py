@@ -1,9 +1,9 @@
-"""Detection schedule: a cheap detector on every frame, the expensive small-face sweep every k-th frame.
+"""Detection schedule: a cheap detector on every frame, the expensive small-face sweep when the caller asks.
 
 Large faces move many pixels per frame and need a fresh box every frame, which
 BlazeFace on the whole frame gives in a few milliseconds; small, distant faces
 move little, so the costly sweep (CenterFace at full resolution, or BlazeFace
-on tiles) can run every k-th frame while the tracker and the look-ahead buffer
+on tiles) can run a few times a second while the tracker and the look-ahead buffer
 carry their masks in between.
 
 An every-frame find that scores just above the start threshold is checked at
@@ -51,19 +51,17 @@ class Schedule:
     start: the score from which a find may start a track (the tracker's).
     """
 
-    def __init__(self, every_frame: Detector | None, sweep: Detector, period: int = 1, start: float = 0.5) -> None:
-        if period < 1:
-            raise ValueError("the sweep period must be >= 1 frame")
-        self.every_frame, self.sweep, self.period = every_frame, sweep, period
+    def __init__(self, every_frame: Detector | None, sweep: Detector, start: float = 0.5) -> None:
+        self.every_frame, self.sweep = every_frame, sweep
         self.start = start
 
     @property
     def name(self) -> str:
         cheap = f"{self.every_frame.name} every frame + " if self.every_frame else ""
-        return f"{cheap}{self.sweep.name} every {self.period} frame(s)"
+        return f"{cheap}{self.sweep.name} sweep"
 
     def detect(self, image: np.ndarray, sweep: bool) -> Detections:
-        """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the period)."""
+        """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the cadence)."""
         parts = []
         if self.every_frame is not None:
             parts.append(self._second_opinion(image, self.every_frame.detect(image)))

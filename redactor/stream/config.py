@@ -28,7 +28,7 @@ from redactor.stream.outputs import SEGMENT_FORMATS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
-LIVE_SETTINGS = ("detector", "threshold", "every", "tile", "centerface_scale", "mode", "shape", "mask_scale",
+LIVE_SETTINGS = ("detector", "threshold", "sweep_rate", "tile", "centerface_scale", "mode", "shape", "mask_scale",
                  "hold_seconds")
 """The redaction settings a camera takes, as declared in RedactSettings. Not `lookahead_seconds`: a live
 filter holds frames for its latency budget (`latency_ms`), which is its look-ahead."""

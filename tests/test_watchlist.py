@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from redactor.cli import main
+from redactor.errors import OutputError
 from redactor.recognise import build_recogniser
 from redactor.recognise import embedder as embedder_module
 from redactor.recognise.keys import KeyFileError, generate_key, load_key
@@ -88,7 +89,6 @@ def test_load_sorts_entries_and_gives_reasons(tmp_path: Path) -> None:
     assert "not gate-1" in reasons["wl-cam"]
     assert reasons["wl-noref"].startswith("missing reference")
     assert "(not an entry)" in reasons
-    assert len(loaded.digest) == 64
 
 
 # ---------------------------------------------------------------- keys and the sealed file
@@ -140,6 +140,17 @@ def test_file_is_encrypted_and_owner_only(tmp_path: Path) -> None:
         assert secret not in blob
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_entries(path, key) == [entry]
+
+
+def test_a_new_watchlist_never_replaces_one(tmp_path: Path) -> None:
+    """Its audit logs are bound to it: writing a fresh one over it would orphan them."""
+    _, key = make_key(tmp_path)
+    path = tmp_path / "w.watchlist"
+    write_entries(path, key, [raw_entry()])
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match="already exists"):
+        write_entries(path, key, [raw_entry(id="wl-other")])
+    assert path.read_bytes() == before
 
 
 def test_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
@@ -269,8 +280,8 @@ def test_cli_lifecycle(tmp_path: Path) -> None:
     removed = runner.invoke(main, ["watchlist", "remove", str(watchlist), entry_id])
     assert removed.exit_code == 0
     assert entry_id not in runner.invoke(main, ["watchlist", "list", str(watchlist)]).stdout
-    audit = [json.loads(line)["event"] for line in (tmp_path / "people.watchlist.audit.jsonl").read_text().splitlines()]
-    assert audit == ["entry-added", "entry-removed"]
+    audit = [json.loads(line) for line in (tmp_path / "people.watchlist.audit.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["watchlist_version"]) for e in audit] == [("entry-added", 1), ("entry-removed", 2)]
     assert runner.invoke(main, ["audit", "verify", str(tmp_path / "people.watchlist.audit.jsonl")]).exit_code == 0
 
 
@@ -293,6 +304,23 @@ def test_cli_refusals(tmp_path: Path, extra: tuple[str, ...], photo: str, code: 
     if code == 7:  # refused after the command line was accepted: audited
         events = (tmp_path / "people.watchlist.audit.jsonl").read_text()
         assert '"event":"enrolment-refused"' in events
+
+
+def test_a_log_begun_before_its_watchlist_is_adopted_whole(tmp_path: Path) -> None:
+    """A refused first enrolment leaves a log and no watchlist; the first enrolment that succeeds binds that
+    log (checked against its head file, which then goes) rather than refusing it or starting another."""
+    key_path, _ = make_key(tmp_path)
+    runner = CliRunner(env={"REDACTOR_KEY_FILE": str(key_path)})
+    watchlist, log = tmp_path / "people.watchlist", tmp_path / "people.watchlist.audit.jsonl"
+    assert _add(runner, watchlist, photo="no-such-photo.jpg").exit_code == 7
+    assert not watchlist.exists() and log.with_name(log.name + ".head").exists()
+    assert _add(runner, watchlist).exit_code == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["enrolment-refused", "entry-added"]
+    assert "watchlist_id" not in events[0] and events[1]["watchlist_version"] == 1
+    assert not log.with_name(log.name + ".head").exists()
+    checked = runner.invoke(main, ["audit", "verify", str(log)])
+    assert checked.exit_code == 0 and "2 lines, chain intact" in checked.stdout and "sealed" in checked.stdout
 
 
 def flip_last_bit(path: Path) -> None:
@@ -354,3 +382,4 @@ def test_tampered_watchlist_refused_and_audited(tmp_path: Path) -> None:
         build_recogniser(watchlist, key_path, None, True, audit)
     (event,) = [json.loads(line) for line in audit.read_text().splitlines()]
     assert event["event"] == "watchlist-refused" and "integrity check" in event["reason"]
+

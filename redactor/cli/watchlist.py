@@ -1,7 +1,8 @@
-"""`redactor watchlist`: enrol, list, show, remove and verify watchlist entries.
+"""`redactor watchlist`: enrol, list, show, remove and verify watchlist entries, and name its audit witness.
 
-Every change is written to the audit log (default: WATCHLIST.audit.jsonl), and
-so is every refused enrolment.
+Every change is written to every audit log of the watchlist (default:
+WATCHLIST.audit.jsonl) in the step that seals it, and so is every refused
+enrolment.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Any
 
 import click
 
-from redactor.audit import AuditLog
+from redactor.audit import WatchlistLog, record_unbound
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
+from redactor.errors import OutputError
 from redactor.recognise import default_audit_path
 from redactor.recognise.keys import ENV_KEY_FILE, Key, load_key
-from redactor.recognise.watchlist import (BASES, CATEGORIES, EnrolmentRefused, EntryRefused, WatchlistError,
-                                          check_terms, enrol_photo, file_digest, new_entry, read_entries, validate,
-                                          write_entries)
+from redactor.recognise.watchlist import (BASES, CATEGORIES, Binding, EnrolmentRefused, EntryRefused, Sealed,
+                                          WatchlistError, check_terms, enrol_photo, new_entry, read_entries,
+                                          validate)
 
 key_file_option = click.option(
     "--key-file", type=click.Path(dir_okay=False, path_type=Path), envvar=ENV_KEY_FILE, default=None,
@@ -83,19 +85,24 @@ def add(watchlist_file: Path, label: str, photos: tuple[Path, ...], basis: str, 
     from redactor.recognise.embedder import Embedder
 
     key = load_key(key_file)
-    entries = read_entries(watchlist_file, key) if watchlist_file.exists() else []
-    with AuditLog(audit_log or default_audit_path(watchlist_file), key) as log:
-        try:
-            check_terms("(new)", basis, category, expires)
-            embedder = Embedder(models_dir)
-            with create_detector("centerface", threshold=0.5, models_dir=models_dir) as detector:
-                templates = [enrol_photo(p, detector, embedder) for p in photos]
-            entry = new_entry(label, templates, basis, reference, authorised_by, category, expires, cameras)
-        except (EnrolmentRefused, EntryRefused) as exc:
-            log.record("enrolment-refused", watchlist=str(watchlist_file), reason=str(exc))
-            raise
-        write_entries(watchlist_file, key, entries + [entry])
-        log.record("entry-added", watchlist=str(watchlist_file), sha256=file_digest(watchlist_file),
+    binding = Binding(watchlist_file, key, new=True)
+    binding.read()  # a wrong key or an edited watchlist is refused before a photo is looked at
+    log_path = audit_log or default_audit_path(watchlist_file)
+    try:
+        check_terms("(new)", basis, category, expires)
+        embedder = Embedder(models_dir)
+        with create_detector("centerface", threshold=0.5, models_dir=models_dir) as detector:
+            templates = [enrol_photo(p, detector, embedder) for p in photos]
+        entry = new_entry(label, templates, basis, reference, authorised_by, category, expires, cameras)
+    except (EnrolmentRefused, EntryRefused) as exc:
+        if watchlist_file.exists():
+            with WatchlistLog(log_path, key, binding) as log:
+                log.record("enrolment-refused", watchlist=str(watchlist_file), reason=str(exc))
+        else:  # recording it must not create the watchlist
+            record_unbound(log_path, key, "enrolment-refused", watchlist=str(watchlist_file), reason=str(exc))
+        raise
+    with WatchlistLog(log_path, key, binding) as log:
+        log.change(lambda state: state.entries.append(entry), "entry-added", watchlist=str(watchlist_file),
                    entry_id=entry["id"], basis=basis, reference=entry["reference"], category=category,
                    authorised_by=entry["authorised_by"], expires=expires, cameras=entry["cameras"],
                    templates=len(templates))
@@ -164,11 +171,51 @@ def remove(watchlist_file: Path, entry_id: str, key_file: Path | None, audit_log
     """Delete one entry and its templates from WATCHLIST."""
     key, entries = _open(watchlist_file, key_file)
     _find(entries, entry_id, watchlist_file)
-    with AuditLog(audit_log or default_audit_path(watchlist_file), key) as log:
-        write_entries(watchlist_file, key, [e for e in entries if e.get("id") != entry_id])
-        log.record("entry-removed", watchlist=str(watchlist_file), sha256=file_digest(watchlist_file),
-                   entry_id=entry_id)
+
+    def drop(state: Sealed) -> None:
+        state.entries.remove(_find(state.entries, entry_id, watchlist_file))  # as it is now, under the lock
+
+    with WatchlistLog(audit_log or default_audit_path(watchlist_file), key, Binding(watchlist_file, key)) as log:
+        log.change(drop, "entry-removed", watchlist=str(watchlist_file), entry_id=entry_id)
     click.echo(f"removed {entry_id}", err=True)
+
+
+@watchlist.command("witness")
+@click.argument("watchlist_file", metavar="WATCHLIST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("witness", type=click.Path(dir_okay=False, path_type=Path))
+@key_file_option
+@audit_log_option
+@reports_errors
+def witness(watchlist_file: Path, witness: Path, key_file: Path | None, audit_log: Path | None) -> None:
+    """Name WITNESS as the audit witness of WATCHLIST: from now on every line of its audit logs is also
+    appended there, by every run. Put it out of reach of whoever could restore older copies of the
+    watchlist and its logs together (another volume, another machine's share); `redactor audit verify`
+    then checks each log against it and finds such a rollback.
+
+    \b
+    Exit codes: 0 done, 2 WITNESS is the watchlist or one of its logs, 4 WITNESS cannot be
+                written, 8 key problem, 9 watchlist or audit log fails its integrity check.
+    """
+    key, _ = _open(watchlist_file, key_file)
+    witness = witness.resolve()
+    try:
+        with open(witness, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{witness}: cannot append to it ({exc.strerror})") from None
+
+    def set_witness(state: Sealed) -> None:
+        folder = watchlist_file.resolve().parent
+        if witness in {watchlist_file.resolve(), *((folder / log).resolve() for log in state.logs)}:
+            raise click.BadParameter(f"{witness} is the watchlist or one of its audit logs", param_hint="WITNESS")
+        state.witness = str(witness)
+
+    with WatchlistLog(audit_log or default_audit_path(watchlist_file), key, Binding(watchlist_file, key)) as log:
+        log.change(set_witness, "witness-set", watchlist=str(watchlist_file), witness=str(witness))
+    if witness.stat().st_dev == watchlist_file.resolve().stat().st_dev:
+        click.echo(f"note: {witness} is on the same volume as {watchlist_file}; a witness guards against a "
+                   "rollback only where whoever can restore the watchlist cannot reach it", err=True)
+    click.echo(f"{watchlist_file}: audit witness {witness}", err=True)
 
 
 @watchlist.command("verify")

@@ -13,16 +13,24 @@ change to it, or the wrong key, is detected before a single entry is used. Its
 header carries the sealing key's id (8 bytes derived from it, revealing nothing
 of it), so a key that cannot open the file is told apart from a file that was
 edited: the first is a key error (exit 8), the second an integrity error (9).
+
+Sealed with the entries are the watchlist's random id, its version (bumped by
+every change) and the head of every audit log it has used (redactor.audit), so
+the watchlist and its logs vouch for each other. A file of the first format (no
+id, no heads) is read as version 0 and upgraded by the first run that writes to
+its log.
 """
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import json
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,7 +41,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from redactor.detect.base import Detector
-from redactor.errors import RedactorError
+from redactor.errors import OutputError, RedactorError
 from redactor.recognise.embedder import DIMENSIONS, Embedder
 from redactor.recognise.keys import Key, KeyFileError
 
@@ -127,11 +135,23 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Loaded:
-    """The entries usable for this run, those refused, and the file's SHA-256 (for the audit log)."""
+    """The entries usable for this run and those refused."""
 
     entries: tuple[Entry, ...]
     refused: tuple[Refusal, ...]
-    digest: str
+
+
+@dataclass
+class Sealed:
+    """Everything a watchlist file holds: its entries, and what binds it to its audit logs."""
+
+    entries: list[dict[str, Any]]
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    version: int = 0
+    format: int = 2
+    logs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each audit log's head, by its path relative to the watchlist's folder (see redactor.audit)."""
+    witness: str | None = None
 
 
 def today_utc() -> date:
@@ -216,14 +236,15 @@ def load(path: Path, key: Key, camera: str | None, today: date | None = None) ->
             refused.append(Refusal(entry.id, reason))
         else:
             entries.append(entry)
-    return Loaded(tuple(entries), tuple(refused), file_digest(path))
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return Loaded(tuple(entries), tuple(refused))
 
 
 def read_entries(path: Path, key: Key) -> list[dict[str, Any]]:
+    """The stored entries; raise on a missing file, the wrong key or any tampering."""
+    return read_state(path, key).entries
+
+
+def read_state(path: Path, key: Key) -> Sealed:
     """Decrypt and authenticate the whole file; raise on a missing file, the wrong key or any tampering."""
     path = Path(path)
     try:
@@ -253,20 +274,33 @@ def read_entries(path: Path, key: Key) -> list[dict[str, Any]]:
     try:
         data = json.loads(plain)
         entries = data["entries"]
-    except (ValueError, KeyError, TypeError):
+        if data.get("format", 1) == 1:
+            return Sealed(entries, version=0, format=1)
+        state = Sealed(entries, str(data["id"]), int(data["version"]), 2, dict(data["logs"]), data["witness"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise WatchlistTampered(f"{path}: authenticated but unreadable (written by an incompatible version?)") from None
     if not isinstance(entries, list):
         raise WatchlistTampered(f"{path}: authenticated but has no entry list")
-    return entries
+    return state
 
 
 def write_entries(path: Path, key: Key, entries: list[dict[str, Any]]) -> None:
-    """Seal the entries into `path` atomically (owner-only permissions); a crash leaves the old file intact."""
+    """Create a new watchlist (version 1, no audit log yet); an existing one is never written over, since
+    its audit logs are bound to it (change it through `Binding` and `WatchlistLog.change`)."""
     path = Path(path)
+    if path.exists():
+        raise OutputError(f"{path}: already exists; a watchlist is changed with `redactor watchlist add/remove`, "
+                          "never written over")
+    _seal(path, key, Sealed(entries, version=1))
+
+
+def _seal(path: Path, key: Key, state: Sealed) -> None:
+    """Seal the state into `path` atomically (owner-only permissions); a crash leaves the old file intact."""
     header = _MAGIC + key.key_id
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = AESGCM(key.derive("watchlist")).encrypt(
-        nonce, json.dumps({"format": 1, "entries": entries}).encode(), header)
+    payload = {"format": 2, "id": state.id, "version": state.version, "entries": state.entries, "logs": state.logs,
+               "witness": state.witness}
+    sealed = AESGCM(key.derive("watchlist")).encrypt(nonce, json.dumps(payload).encode(), header)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
@@ -281,6 +315,50 @@ def write_entries(path: Path, key: Key, entries: list[dict[str, Any]]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class Binding:
+    """A watchlist as its audit logs see it (redactor.audit.Binding): its lock, its sealed state, and where
+    its logs lie, named relative to its folder so that a deployment moved whole still agrees with itself.
+
+    With `new`, a watchlist not yet written reads as empty (version 0), so enrolling the first person and
+    recording it are one step.
+    """
+
+    def __init__(self, path: Path, key: Key, new: bool = False) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.folder = self.path.resolve().parent
+        self._new_id = secrets.token_hex(8) if new else None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The watchlist's lock: a file beside it that is never replaced (the watchlist itself is, on every
+        write), held by each run while it reads, checks and rewrites the watchlist and its logs."""
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(f"{lock}: cannot lock the watchlist ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def read(self) -> Sealed:
+        if self._new_id is not None and not self.path.exists():
+            return Sealed([], self._new_id)
+        return read_state(self.path, self.key)
+
+    def write(self, state: Sealed) -> None:
+        _seal(self.path, self.key, state)
+
+    def name_of(self, log: Path) -> str:
+        return os.path.relpath(Path(log).resolve(), self.folder)
+
+    def path_of(self, name: str) -> Path:
+        return self.folder / name
 
 
 def enrol_photo(path: Path, detector: Detector, embedder: Embedder) -> np.ndarray:

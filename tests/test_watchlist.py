@@ -21,7 +21,7 @@ from redactor.recognise import embedder as embedder_module
 from redactor.recognise.keys import KeyFileError, generate_key, load_key
 from redactor.recognise.watchlist import (EnrolmentRefused, EntryRefused, WatchlistTampered, enrol_photo, load,
                                           read_entries, validate, write_entries)
-from tests.helpers import DoesNotRaise, data_dir
+from tests.helpers import DoesNotRaise, data_dir, wait_for
 from tests.recognition_helpers import TODAY, make_key, raw_entry
 
 # ---------------------------------------------------------------- entries
@@ -383,3 +383,63 @@ def test_tampered_watchlist_refused_and_audited(tmp_path: Path) -> None:
     (event,) = [json.loads(line) for line in audit.read_text().splitlines()]
     assert event["event"] == "watchlist-refused" and "integrity check" in event["reason"]
 
+
+# ---------------------------------------------------------------- what was refused, told to the operator
+
+REFUSABLE = [raw_entry(id="wl-ok", expires="2099-12-31"), raw_entry(id="wl-old", expires="2001-01-01"),
+             raw_entry(id="wl-lobby", expires="2099-12-31", cameras=["lobby"]),
+             raw_entry(id="wl-noref", expires="2099-12-31", reference=None)]
+REFUSALS = {"wl-old": "expired on 2001-01-01", "wl-lobby": "applies only to camera(s) lobby, not gate-1",
+            "wl-noref": "missing reference (the consent record or warrant/authorisation)"}
+
+
+def _template_needles() -> list[str]:
+    values = np.asarray(raw_entry()["templates"][0][:8])
+    return [repr(float(v)) for v in values] + [f"{v:.6f}" for v in values] + [raw_entry()["label"]]
+
+
+def test_redact_reports_each_refused_entry_on_stderr(tmp_path: Path) -> None:
+    """Expired, wrong camera, incomplete: one line each on stderr (even with -q), and the same in the audit
+    log; the face itself (templates, label) appears in neither."""
+    key_path, key = make_key(tmp_path)
+    watchlist = tmp_path / "people.watchlist"
+    write_entries(watchlist, key, REFUSABLE)
+    picture = _write(tmp_path / "gate.png", np.full((96, 128, 3), 90, np.uint8))
+    result = CliRunner().invoke(main, ["redact", str(picture), "-o", str(tmp_path / "out.png"), "-q", "--alert-only",
+                                       "--watchlist", str(watchlist), "--key-file", str(key_path), "--camera", "gate-1"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [f"warning: watchlist entry {entry_id} refused: {reason}"
+                                          for entry_id, reason in REFUSALS.items()]
+    audit = [json.loads(line) for line in (tmp_path / "people.watchlist.audit.jsonl").read_text().splitlines()]
+    assert {e["entry_id"]: e["reason"] for e in audit if e["event"] == "entry-refused"} == REFUSALS
+    assert audit[-1]["event"] == "watchlist-load" and audit[-1]["entries"] == ["wl-ok"]
+    for needle in _template_needles():
+        assert needle not in result.stderr
+
+
+@pytest.mark.integration
+def test_stream_reports_each_refused_entry_as_a_warning(tmp_path: Path) -> None:
+    """A real `redactor stream` (its camera unreachable, so it waits for it): each refused entry is a JSON
+    warning line on stderr with the camera, the entry id and the reason, before the filter runs."""
+    from tests.stream_helpers import FilterProcess
+
+    key_path, key = make_key(tmp_path)
+    watchlist = tmp_path / "people.watchlist"
+    write_entries(watchlist, key, REFUSABLE)
+    args = ["stream", "--input", "rtsp://127.0.0.1:9/cam", "--record", tmp_path / "segments", "--metrics", "off",
+            "--camera", "gate-1", "--watchlist", watchlist, "--key-file", key_path, "--alert-only"]
+    with FilterProcess(args) as proc:
+        def started() -> bool:
+            assert proc.running(), proc.tail()
+            return '"event": "started"' in proc.stderr
+
+        wait_for(started, 120)
+        assert proc.terminate() == 0, proc.tail()
+        records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+        stderr = proc.stderr
+    refused = [r for r in records if r.get("event") == "entry-refused"]
+    assert [(r["level"], r["camera"], r["entry_id"], r["reason"]) for r in refused] == \
+        [("warning", "gate-1", entry_id, reason) for entry_id, reason in REFUSALS.items()]
+    assert records.index(refused[-1]) < [r.get("event") for r in records].index("started")
+    for needle in _template_needles():
+        assert needle not in stderr

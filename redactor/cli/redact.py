@@ -83,6 +83,8 @@ def redact(inputs: tuple[Path, ...], output: Path, mode: str, shape: str, detect
 
         recogniser = build_recogniser(watchlist, key_file, camera, reveal=bool(reveal), audit_log=audit_log,
                                       models_dir=models_dir)
+        for refusal in recogniser.refusals:  # the operator sees what was refused, even with -q
+            click.echo(f"warning: watchlist entry {refusal.entry_id} refused: {refusal.reason}", err=True)
     with Pipeline(settings, models_dir, recogniser=recogniser) as pipeline, ExitStack() as stack:
         second = stack.enter_context(build_verifier(models_dir=models_dir)) if verify else None
         for src, dst in pairs:

@@ -57,11 +57,19 @@ def _signals_stop(service: Service) -> Iterator[None]:
 
 def _run(cameras: list[CameraConfig], metrics_at: str | None, models_dir: str | None) -> None:
     metrics = StreamMetrics()
+    log = logging.getLogger("redactor.stream")
     with ExitStack() as stack:
-        filters = [build_filter(cam, metrics, build_pipeline(cam, stack, models_dir)) for cam in cameras]
+        filters = []
+        for cam in cameras:
+            pipeline = build_pipeline(cam, stack, models_dir)
+            for refusal in getattr(pipeline.recogniser, "refusals", ()):  # no watchlist: none
+                log.warning(f"watchlist entry {refusal.entry_id} refused: {refusal.reason}",
+                            extra={"event": "entry-refused", "camera": cam.name, "entry_id": refusal.entry_id,
+                                   "reason": refusal.reason})
+            filters.append(build_filter(cam, metrics, pipeline))
         service = Service(filters, metrics, metrics_at)
-        logging.getLogger("redactor.stream").info(
-            "filter running", extra={"event": "started", "cameras": [c.name for c in cameras], "metrics": metrics_at})
+        log.info("filter running",
+                 extra={"event": "started", "cameras": [c.name for c in cameras], "metrics": metrics_at})
         with _signals_stop(service):
             service.run()
 

@@ -31,14 +31,18 @@ from redactor.types import Detections, Frame, Regions
 
 
 class Recogniser(Protocol):
-    """Decides which tracks a lawful watchlist match allows to stay clear; everything else is masked.
+    """Decides which faces a lawful watchlist match allows to stay clear; everything else is masked.
 
-    `observe` sees every frame's tracks (it may embed some of them); `revealed`
-    is the set of track ids confirmed as matches that the deployment reveals.
+    `observe` sees every frame's tracks, in order (it may embed some of them).
+    `reveals` is asked, as each frame is written, about each track with a box
+    on it: whether that track's face in that frame may stay clear. The answer
+    is per frame, not per track, because a track id can carry different faces
+    over its life (a tracker hand-off) and frames held in the look-ahead were
+    observed before the evidence about them existed.
     """
 
     def observe(self, frame: Frame, tracked: Detections) -> None: ...
-    def revealed(self) -> frozenset[int]: ...
+    def reveals(self, track_id: int, index: int) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -256,14 +260,13 @@ class Pipeline:
         yield from state.flush()
 
     def regions(self, slot: Slot, extra: Mapping[int, np.ndarray] | None = None) -> Regions:
-        """Every box of every track, unless the recogniser confirmed that track as a revealed match,
-        plus any `extra` boxes forced onto this frame (e.g. faces a verifier found still clear)."""
+        """Every box of every track, unless the recogniser's evidence shows that track's face clear in this very
+        frame, plus any `extra` boxes forced onto this frame (e.g. faces a verifier found still clear)."""
         if slot.failure:
             return Regions.everything(slot.failure)
         keep = list(slot.boxes)
         if self.recogniser is not None:
-            revealed = self.recogniser.revealed()
-            keep = [b for b, owner in zip(slot.boxes, slot.owners) if owner not in revealed]
+            keep = [b for b, owner in zip(slot.boxes, slot.owners) if not self.recogniser.reveals(owner, slot.index)]
         if extra is not None and slot.frame.index in extra:
             keep.extend(np.asarray(extra[slot.frame.index], np.float32).reshape(-1, 4))
         boxes = np.array(keep, np.float32).reshape(-1, 4)

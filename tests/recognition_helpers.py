@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from redactor.recognise.embedder import Look
 from redactor.recognise.keys import Key, generate_key, load_key
 from redactor.recognise.watchlist import new_entry, write_entries
 from redactor.types import Detections
@@ -54,19 +55,39 @@ def enrolled(folder: Path, photo: Path, cameras: tuple[str, ...] = ()) -> tuple[
 
 
 class ScriptedEmbedder:
-    """Returns the vector scripted for each track (looked up by box position), and remembers every call.
+    """Returns the vector scripted for each face, and remembers every call.
 
-    `identity(box)` maps a box to a vector; calls are recorded as (frame index unknown) boxes.
+    `identity(box)` maps a box to its descriptor and `appearance(box)` to a
+    vector whose direction is the look's colour signature (by default the
+    identity given at construction, so a different face is a different colour
+    unless a test says otherwise); `quality(box)` scores the look (1 by
+    default). A test may change any of them between frames: a look keeps the
+    identity current when it was taken, as a real chip keeps the face. Every
+    look and every described box is recorded.
     """
 
-    def __init__(self, identity: Any) -> None:
+    def __init__(self, identity: Any, appearance: Any = None, quality: Any = None) -> None:
         self.identity = identity
+        self.appearance = appearance or identity
+        self.quality = quality or (lambda box: 1.0)
         self.calls: list[tuple[float, ...]] = []
         self.returned: list[np.ndarray] = []
+        self.looks: list[Look] = []
+        self._faces: list[Any] = []
 
-    def embed(self, image: np.ndarray, box: Any) -> np.ndarray:
-        self.calls.append(tuple(float(v) for v in box))
-        vector = np.array(self.identity(box), dtype=np.float64)
+    def look(self, image: np.ndarray, box: Any) -> Look:
+        box = tuple(float(v) for v in box)
+        colours = np.abs(np.asarray(self.appearance(box), np.float64))
+        self._faces.append(self.identity)
+        look = Look(np.array([*box, len(self._faces) - 1], np.float64), float(self.quality(box)),
+                    colours / np.linalg.norm(colours))
+        self.looks.append(look)
+        return look
+
+    def describe(self, look: Look) -> np.ndarray:
+        box = tuple(float(v) for v in look.chip[:4])
+        self.calls.append(box)
+        vector = np.array(self._faces[int(look.chip[4])](box), dtype=np.float64)
         self.returned.append(vector)
         return vector
 

@@ -1,8 +1,9 @@
-"""Per-track matching: masked until the vote confirms, non-matches never embedded again, work bounded.
+"""Per-track matching: masked until the vote confirms, shown only where matching samples reach, work bounded.
 
-The unit tests script the embedder (each track's box maps to a vector) and
-step the matcher frame by frame; the integration tests run the real models
-and the whole pipeline on real faces.
+The unit tests script the embedder (each track's box maps to a vector and a
+colour signature) and step the matcher frame by frame, asking about each
+frame afterwards as the pipeline does when it writes a held frame; the
+integration tests run the real models and the whole pipeline on real faces.
 """
 
 from __future__ import annotations
@@ -29,14 +30,19 @@ IMAGE = np.zeros((480, 640, 3), np.uint8)
 
 
 def frame(index: int, source: str = "cam.mp4") -> Frame:
-    """Frames 0.1 s apart, so the default 0.2 s sampling gap is two frames."""
-    return Frame(index, IMAGE, pts=index, time_base=Fraction(1, 10), source=source)
+    """Frames 1/8 s apart (exact in binary): the default half-second sampling window is four frames."""
+    return Frame(index, IMAGE, pts=index, time_base=Fraction(1, 8), source=source)
+
+
+def watched() -> np.ndarray:
+    """The watchlist person's descriptor: 0.1 from the enrolled template unit(1)."""
+    return unit(1) + 0.1 * unit(99) / np.linalg.norm(unit(99))
 
 
 def identity(box: tuple[float, ...]) -> np.ndarray:
     """Boxes left of x=250 are the watchlist person (distance 0.1), the rest are strangers (about 1.4)."""
     if box[0] < 250:
-        return unit(1) + 0.1 * unit(99) / np.linalg.norm(unit(99))
+        return watched()
     return unit(int(box[0]) + 1000)
 
 
@@ -46,8 +52,9 @@ def make(tmp_path: Path):
     _, key = make_key(tmp_path)
     audits: list[AuditLog] = []
 
-    def build(reveal: bool = True, entries: bool = True, **policy: float) -> tuple[WatchlistMatcher, ScriptedEmbedder]:
-        embedder = ScriptedEmbedder(identity)
+    def build(reveal: bool = True, entries: bool = True, who=identity, **policy: float) \
+            -> tuple[WatchlistMatcher, ScriptedEmbedder]:
+        embedder = ScriptedEmbedder(who)
         audit = AuditLog(tmp_path / "audit.jsonl", key)
         audits.append(audit)
         chosen = (validate(raw_entry(expires=(date.today() + timedelta(days=30)).isoformat())),) if entries else ()
@@ -63,6 +70,12 @@ def events(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
 
 
+def shown(matcher: WatchlistMatcher, track: int, frames: int) -> list[int]:
+    """The frames in which `track` is shown clear, asked in order after every frame was observed (a look-ahead
+    at least as long as the run)."""
+    return [i for i in range(frames) if matcher.reveals(track, i)]
+
+
 @pytest.mark.parametrize("threshold,ok", [(0.3, True), (DEFAULT_THRESHOLD, True), (MAX_THRESHOLD, True),
                                           (0.6001, False), (0.8, False), (0.0, False)])
 def test_threshold_cannot_be_loosened(threshold: float, ok: bool) -> None:
@@ -74,28 +87,42 @@ def test_threshold_cannot_be_loosened(threshold: float, ok: bool) -> None:
 
 
 def test_masked_until_the_vote_confirms(make, tmp_path: Path) -> None:
+    """Samples every four frames (frames 0, 5, 10, 15: the first look of each window at equal quality); the
+    second confirms at frame 9; shown from the first look to half a second after the last matching sample."""
     matcher, embedder = make()
-    seen = []
-    for i in range(6):
+    live = []
+    for i in range(24):
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-        seen.append(matcher.revealed())
-    assert seen[:2] == [frozenset(), frozenset()]  # one agreeing sample is not enough
-    assert seen[2] == frozenset({1}) and seen[-1] == frozenset({1})
-    assert len(embedder.calls) == 2
+        live.append(matcher.reveals(1, i))
+    assert live[:9] == [False] * 9  # one agreeing sample is not enough
+    assert embedder.calls == [WATCHED] * 4
+    assert shown(matcher, 1, 24) == list(range(20))  # frame 15 (1.875 s) + 0.5 s = frame 19
     match = [e for e in events(tmp_path) if e["event"] == "match"]
-    assert len(match) == 1
+    assert len(match) == 1 and match[0]["frame"] == 9
     assert match[0]["entry_id"] == "wl-test0001" and match[0]["reference"] == "CR-2030-17"
     assert match[0]["basis"] == "consent" and match[0]["camera"] == "gate-1" and match[0]["track"] == 1
     assert 0.05 < match[0]["score"] < 0.15 and match[0]["action"] == "reveal"
+
+
+def test_the_best_look_of_each_window_is_sampled(make) -> None:
+    """Of four looks a window, the sharpest, most frontal one is described, not the first."""
+    matcher, embedder = make()
+    embedder.quality = lambda box: {101.0: 1.0, 103.0: 5.0}.get(box[0], 2.0)
+    for i in range(12):
+        x = 100.0 + i % 4
+        matcher.observe(frame(i), tracked([(x, 100.0, x + 100, 200.0)], [1]))
+    assert [c[0] for c in embedder.calls] == [103.0, 103.0]
 
 
 def test_non_match_is_never_embedded_again_and_forgotten(make, tmp_path: Path) -> None:
     matcher, embedder = make()
     for i in range(40):
         matcher.observe(frame(i), tracked([STRANGER], [7]))
-        assert matcher.revealed() == frozenset()
+    assert shown(matcher, 7, 40) == []
     assert len(embedder.calls) == 2  # two disagreeing samples decide; never again
+    assert len(embedder.looks) == 10  # two windows of five looks (frames 0-4 and 5-9), then none
     assert all(not v.any() for v in embedder.returned)  # every vector zeroed in place after its vote
+    assert all(not look.chip.any() and not look.signature.any() for look in embedder.looks)
     assert 7 not in matcher._tracks and 7 in matcher._rejected
     assert matcher.stats.rejected == 1
     assert [e["event"] for e in events(tmp_path)] == []  # nothing about a non-match is written
@@ -105,18 +132,18 @@ def test_alert_only_never_reveals_but_logs_alerts(make, tmp_path: Path) -> None:
     matcher, embedder = make(reveal=False)
     for i in range(30):
         matcher.observe(frame(i), tracked([WATCHED, STRANGER], [1, 2]))
-        assert matcher.revealed() == frozenset()
+    assert shown(matcher, 1, 30) == [] and shown(matcher, 2, 30) == []
     alerts = [e for e in events(tmp_path) if e["event"] == "alert"]
     assert len(alerts) == 1 and alerts[0]["action"] == "alert-only" and alerts[0]["track"] == 1
     assert len(embedder.calls) == 4  # no periodic re-checks when nothing is revealed
 
 
-def test_without_entries_nothing_is_embedded(make) -> None:
+def test_without_entries_nothing_is_looked_at(make) -> None:
     matcher, embedder = make(entries=False)
     assert not matcher.active
     for i in range(10):
         matcher.observe(frame(i), tracked([WATCHED, STRANGER], [1, 2]))
-    assert embedder.calls == [] and matcher.revealed() == frozenset()
+    assert embedder.looks == [] and embedder.calls == [] and shown(matcher, 1, 10) == []
 
 
 def test_work_is_bounded_per_frame_and_per_stranger(make) -> None:
@@ -137,71 +164,121 @@ def test_work_is_bounded_per_frame_and_per_stranger(make) -> None:
     ((0.0, 100.0, 100.0, 200.0), False),  # cut by the frame edge
     ((100.0, 100.0, 200.0, 200.0), True),  # coasting: no face detected there in this frame
 ])
-def test_unusable_faces_are_not_embedded(make, box: tuple[float, ...], predicted: bool) -> None:
+def test_unusable_faces_are_not_looked_at(make, box: tuple[float, ...], predicted: bool) -> None:
     matcher, embedder = make()
     for i in range(10):
         matcher.observe(frame(i), tracked([box], [1], [predicted]))
-    assert embedder.calls == [] and matcher.revealed() == frozenset()
+    assert embedder.looks == [] and embedder.calls == [] and shown(matcher, 1, 10) == []
 
 
-def test_overlap_masks_until_a_new_vote(make, tmp_path: Path) -> None:
+def test_overlap_ends_the_evidence_until_a_new_vote(make, tmp_path: Path) -> None:
+    """Confirmed at frame 9; a face crosses it in frames 12-13 (the tracker could swap the two there): the first
+    segment is shown up to half a second after its last matching sample (frame 5), the crossing frames are
+    masked, and a new vote must earn the frames after (samples from frames 14, 19, 24: shown 14-28)."""
     matcher, embedder = make()
-    for i in range(4):
-        matcher.observe(frame(i), tracked([WATCHED, STRANGER], [1, 2]))
-    assert matcher.revealed() == frozenset({1})
     crossing = (150.0, 110.0, 250.0, 210.0)
-    matcher.observe(frame(4), tracked([WATCHED, crossing], [1, 2]))
-    assert matcher.revealed() == frozenset()  # the tracker could swap the two here
-    calls = len(embedder.calls)
-    matcher.observe(frame(5), tracked([WATCHED, crossing], [1, 2]))
-    assert len(embedder.calls) == calls  # overlapped faces are not sampled
-    for i in range(6, 10):
-        matcher.observe(frame(i), tracked([WATCHED, STRANGER], [1, 2]))
-    assert matcher.revealed() == frozenset({1})
+    for i in range(30):
+        other = crossing if i in (12, 13) else STRANGER
+        matcher.observe(frame(i), tracked([WATCHED, other], [1, 2]))
+    looked = [c for c in embedder.calls if c == WATCHED]
+    assert len(looked) == 5  # frames 0 and 5 confirm; after the crossing, 14 and 19 confirm again, 24 re-checks
+    assert shown(matcher, 1, 30) == list(range(10)) + list(range(14, 29))
     assert [e["recheck"] for e in events(tmp_path) if e["event"] == "match"] == [False, True]
 
 
-def test_a_swapped_track_is_withdrawn(make, tmp_path: Path) -> None:
-    """Track 1 is confirmed, then (after a jump) carries a stranger's face: masked at once, then rejected."""
-    matcher, _ = make()
-    for i in range(4):
+def test_a_stranger_who_looks_alike_is_shown_at_most_the_margin(make, tmp_path: Path) -> None:
+    """The worst case the rule allows: a stranger with the watched person's colours takes the track over in place
+    at frame 12 (nothing splits the segment). The last matching sample is frame 10, so the stranger is shown
+    in frames 12-14 (0.5 s after it) and in no frame after; his two misses then withdraw the match, and every
+    frame of the segment still held is masked."""
+    matcher, embedder = make()
+    embedder.appearance = lambda box: watched()
+    written = []
+    for i in range(26):
+        embedder.identity = identity if i < 12 else (lambda box: unit(5))
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset({1})
-    for i in range(4, 12):
-        matcher.observe(frame(i), tracked([STRANGER], [1]))
-        assert matcher.revealed() == frozenset()
+        if i >= 8:  # a one-second look-ahead: frame i - 8 is written now
+            written += [i - 8] if matcher.reveals(1, i - 8) else []
+    assert written == list(range(1, 15))  # frame 0 was written before the vote confirmed, at frame 9
+    assert matcher.stats.withdrawn == 1
+    assert [e["event"] for e in events(tmp_path)] == ["match", "match-withdrawn"]
+    assert shown(matcher, 1, 26) == []
+
+
+def test_a_hand_off_in_place_splits_the_track(make, tmp_path: Path) -> None:
+    """Four frames of a stranger, then the watched person in the same box (one track): the colours change, the
+    stranger's frames are a segment of their own and stay masked; the watched person's segment is shown."""
+    matcher, embedder = make()
+    for i in range(24):
+        embedder.identity = (lambda box: unit(5)) if i < 4 else identity
+        embedder.appearance = embedder.identity
+        matcher.observe(frame(i), tracked([WATCHED], [1]))
+    assert matcher.stats.splits == 1
+    assert shown(matcher, 1, 24) == list(range(4, 24))
+    assert [e["event"] for e in events(tmp_path)] == ["match"]
+
+
+def test_a_stranger_after_the_watched_person_stays_masked(make, tmp_path: Path) -> None:
+    """The watched person, then a stranger in the same box from frame 16: the stranger's segment is voted on,
+    withdrawn and masked; the watched person keeps the frames the first segment earned."""
+    matcher, embedder = make()
+    for i in range(32):
+        embedder.identity = identity if i < 16 else (lambda box: unit(5))
+        embedder.appearance = embedder.identity
+        matcher.observe(frame(i), tracked([WATCHED], [1]))
+    assert shown(matcher, 1, 32) == list(range(15))  # the last matching sample, frame 10, + 0.5 s
+    assert [e["event"] for e in events(tmp_path)] == ["match", "match-withdrawn"]
+
+
+def test_a_swapped_track_is_withdrawn(make, tmp_path: Path) -> None:
+    """Track 1 is confirmed, then (after a jump) carries a stranger's face: a new vote rejects it; the first
+    segment keeps what its two matching samples (frames 0 and 5) earned, up to frame 9."""
+    matcher, _ = make()
+    for i in range(24):
+        matcher.observe(frame(i), tracked([WATCHED if i < 12 else STRANGER], [1]))
     assert 1 in matcher._rejected
+    assert shown(matcher, 1, 24) == list(range(10))
     assert [e["event"] for e in events(tmp_path)] == ["match", "match-withdrawn"]
     assert "score" not in events(tmp_path)[-1]
 
 
-def test_periodic_recheck_keeps_a_steady_match_clear(make, tmp_path: Path) -> None:
+def test_periodic_recheck_keeps_a_steady_match_clear(make) -> None:
     matcher, embedder = make()
-    for i in range(40):  # 4 s
+    for i in range(32):  # 4 s
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-        if i >= 2:
-            assert matcher.revealed() == frozenset({1})
-    assert 6 <= len(embedder.calls) <= 10  # two to confirm, two per second after
+    assert len(embedder.calls) == 6  # one sample per half second: two confirm, then one per window
+    assert shown(matcher, 1, 32) == list(range(30))  # last sample frame 25 (3.125 s) + 0.5 s = frame 29
     assert matcher.stats.confirmed == 1
+
+
+def test_a_departed_track_keeps_its_evidence_for_frames_still_held(make) -> None:
+    matcher, _ = make()
+    for i in range(12):
+        matcher.observe(frame(i), tracked([WATCHED], [1]))
+    for i in range(12, 20):
+        matcher.observe(frame(i), tracked([], []))
+    assert matcher.reveals(1, 5) and matcher.reveals(1, 9) and not matcher.reveals(1, 12)
+    matcher.observe(frame(20), tracked([], []))
+    assert not matcher.reveals(1, 9), "evidence ending before the latest frame asked about is dropped"
 
 
 def test_a_new_input_starts_with_nobody_confirmed(make) -> None:
     matcher, _ = make()
-    for i in range(4):
+    for i in range(12):
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset({1})
+    assert matcher.reveals(1, 5)
     matcher.observe(frame(0, source="next.mp4"), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset()
+    assert shown(matcher, 1, 12) == []
 
 
 def test_entry_expiring_mid_run_masks_its_matches(make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     matcher, _ = make()
-    for i in range(4):
+    for i in range(12):
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset({1})
+    assert matcher.reveals(1, 0)
     monkeypatch.setattr("redactor.recognise.matcher.today_utc", lambda: date.today() + timedelta(days=60))
-    matcher.observe(frame(4), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset() and not matcher.active
+    matcher.observe(frame(12), tracked([WATCHED], [1]))
+    assert shown(matcher, 1, 13) == [] and not matcher.active
     assert events(tmp_path)[-1]["event"] == "entry-expired"
 
 
@@ -212,9 +289,9 @@ def test_a_failing_embedding_leaves_the_track_masked(make) -> None:
         raise RuntimeError("dlib exploded")
 
     embedder.identity = broken
-    for i in range(20):
+    for i in range(40):
         matcher.observe(frame(i), tracked([WATCHED], [1]))
-    assert matcher.revealed() == frozenset()
+    assert shown(matcher, 1, 40) == []
     assert matcher.stats.embeddings == 5  # gave up after the per-vote limit
     assert 1 in matcher._rejected
 

@@ -3,13 +3,16 @@
 The real embedder is wrapped to keep a private copy of every vector it returns
 and of its distance to the watchlist template. After a redaction with a
 watchlist over a clip where strangers walk beside the watchlist person, every
-byte the run produced (video, report, audit log and head, the watchlist file,
-captured logging, stdout/stderr) and the text of an error raised mid-run are
-searched for those values, as text in several precisions and as raw floats.
+byte the run produced (video, report, audit log, the watchlist decrypted,
+since it seals the log's head, captured logging, stdout/stderr) and the text
+of an error raised mid-run are searched for those values, as text in several
+precisions and as raw floats; every vector and every aligned face crop
+described must have been zeroed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
 import traceback
@@ -19,7 +22,7 @@ import numpy as np
 import pytest
 
 from redactor.recognise import build_recogniser
-from redactor.recognise.embedder import Embedder
+from redactor.recognise.embedder import Embedder, Look
 from redactor.recognise.matcher import DEFAULT_THRESHOLD
 
 pytestmark = pytest.mark.integration
@@ -38,16 +41,16 @@ def needles(vector: np.ndarray, distance: float) -> list[bytes]:
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch):
-    """Record (copy of vector, the object handed to the matcher) for every real embedding."""
-    calls: list[tuple[np.ndarray, np.ndarray]] = []
-    real = Embedder.embed
+    """Record (copy of vector, the object handed to the matcher, the look described) for every real embedding."""
+    calls: list[tuple[np.ndarray, np.ndarray, Look]] = []
+    real = Embedder.describe
 
-    def recording(self: Embedder, image: np.ndarray, box: object) -> np.ndarray:
-        vector = real(self, image, box)
-        calls.append((vector.copy(), vector))
+    def recording(self: Embedder, look: Look) -> np.ndarray:
+        vector = real(self, look)
+        calls.append((vector.copy(), vector, look))
         return vector
 
-    monkeypatch.setattr(Embedder, "embed", recording)
+    monkeypatch.setattr(Embedder, "describe", recording)
     return calls
 
 
@@ -60,12 +63,12 @@ def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: py
     from redactor.media.sink import VideoSink
     from redactor.pipeline import Pipeline, RedactSettings
     from redactor.recognise.keys import load_key
-    from redactor.recognise.watchlist import read_entries
+    from redactor.recognise.watchlist import read_entries, read_state
 
     caplog.set_level(logging.DEBUG)
     key_file, watchlist = enrolled_watchlist(tmp_path)
     template = np.asarray(read_entries(watchlist, load_key(key_file))[0]["templates"][0])
-    watchlist_before = watchlist.read_bytes()
+    entries_before = read_entries(watchlist, load_key(key_file))
     spy.clear()  # the enrolment template is the watchlist's own, not a non-match
     clip = tmp_path / "scene.mp4"
     make_clip(watchlist_scene(1), clip)
@@ -95,17 +98,21 @@ def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: py
                         report=tmp_path / "failed.report.json")
     error_text = "".join(traceback.format_exception(failure.value)) + repr(failure.value)
 
-    samples = [(copy, original, float(np.linalg.norm(copy - template))) for copy, original in spy]
+    samples = [(copy, original, float(np.linalg.norm(copy - template))) for copy, original, _ in spy]
     non_matches = [(copy, d) for copy, _, d in samples if d > DEFAULT_THRESHOLD]
     assert len(non_matches) >= 6, "the clip must contain judged strangers"
     assert all(not original.any() for _, original, _ in samples), "every vector is zeroed once its vote is counted"
+    assert all(not look.chip.any() for _, _, look in spy), "every aligned face crop is zeroed once described"
 
     captured = capfd.readouterr()
     haystacks = {path.name: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     haystacks |= {"log records": caplog.text.encode(), "stdout": captured.out.encode(),
                   "stderr": captured.err.encode(), "error": error_text.encode()}
-    assert {"out.mp4", "out.report.json", "audit.jsonl", "audit.jsonl.head"} <= set(haystacks)
-    assert watchlist.read_bytes() == watchlist_before
+    # The sealed watchlist keeps its log's head (redactor.audit): its decrypted content is searched too.
+    state = read_state(watchlist, load_key(key_file))
+    haystacks["watchlist, decrypted"] = json.dumps([state.entries, state.logs]).encode()
+    assert {"out.mp4", "out.report.json", "audit.jsonl"} <= set(haystacks)
+    assert state.entries == entries_before
     for vector, distance in non_matches:
         for needle in needles(vector, distance):
             for name, hay in haystacks.items():

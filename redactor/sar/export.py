@@ -73,20 +73,19 @@ class _Witness:
                                         np.array(tracked.predicted))
         self.matcher.observe(frame, tracked)
 
-    def revealed(self) -> frozenset[int]:
-        return self.matcher.revealed()
+    def reveals(self, track_id: int, index: int) -> bool:
+        return self.matcher.reveals(track_id, index)
 
     def close(self) -> None:
         self.forget()
         self.matcher.close()
 
     def take(self, index: int) -> tuple[np.ndarray, bool]:
-        """The boxes in frame `index` of the tracks revealed now (the requester), and whether one of them was
-        detected there rather than predicted; the frame is then forgotten."""
+        """The boxes in frame `index` of the tracks the matcher shows clear there (the requester), and whether one
+        of them was detected there rather than predicted; the frame is then forgotten."""
         with self._lock:
             ids, boxes, predicted = self._where.pop(index, _NOTHING)
-        revealed = self.matcher.revealed()
-        shown = np.array([int(t) in revealed for t in ids], bool)
+        shown = np.array([self.matcher.reveals(int(t), index) for t in ids], bool)
         return boxes[shown].reshape(-1, 4), bool(np.any(shown & ~predicted))
 
     def forget(self) -> None:

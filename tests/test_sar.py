@@ -34,7 +34,7 @@ from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
 from redactor.audit import verify
 from redactor.cli import main
 from redactor.cli.sar import Moment
-from redactor.recognise.embedder import Embedder
+from redactor.recognise.embedder import Embedder, Look
 from redactor.recognise.keys import generate_key, load_key
 from redactor.sar import RequestError, SubjectRequest, due_date
 from redactor.sar.archive import Recording, in_scope, probe
@@ -126,17 +126,17 @@ class Run:
 def run_sar(folder: Path, args: list[str]) -> Run:
     """`redactor sar` into `folder`/package, keeping (copy, original) of every face vector the run computed."""
     vectors: list[tuple[np.ndarray, np.ndarray]] = []
-    real = Embedder.embed
+    real = Embedder.describe  # every descriptor, searched or exported, is computed here
 
-    def recording(self: Embedder, image: np.ndarray, box: object) -> np.ndarray:
-        vector = real(self, image, box)
+    def recording(self: Embedder, look: Look) -> np.ndarray:
+        vector = real(self, look)
         vectors.append((vector.copy(), vector))
         return vector
 
     package = folder / "package"
     started = time.perf_counter()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Embedder, "embed", recording)
+        patch.setattr(Embedder, "describe", recording)
         result = CliRunner().invoke(main, ["sar", "--request-id", REQUEST, "--received", "2026-11-20",
                                            "-o", str(package), *args])
     return Run(result, package, folder / "package.audit.jsonl", time.perf_counter() - started, vectors)

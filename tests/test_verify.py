@@ -55,8 +55,8 @@ def test_verify_pass_masks_what_the_first_pass_missed(tmp_path: Path, tiny_clip:
         def observe(self, frame: object, tracked: object) -> None:
             return None
 
-        def revealed(self) -> frozenset[int]:
-            return frozenset(range(-1, 1000))
+        def reveals(self, track_id: int, index: int) -> bool:
+            return True
 
         def close(self) -> None:
             return None

@@ -43,20 +43,42 @@ class Terminated(BaseException):
     """SIGTERM as an exception, so a `kill` unwinds like Ctrl-C: outputs aborted, temporary files removed."""
 
 
+_SIGNALLED: list[int] = []
+"""Signals this process received. A signal that lands inside a C extension can surface as another exception
+(OpenVINO's import, interrupted, raises ImportError "initialization failed"); the run must still end as that
+signal, not as an internal error."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt()
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
     raise Terminated()
 
 
 @contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def _signals_unwind() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise in the main thread (outputs aborted, temporary files removed), and are noted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupted),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _signal_error() -> CLIError:
+    """The one-line error of the signal received (SIGTERM over Ctrl-C)."""
+    if signal.SIGTERM in _SIGNALLED:
+        return CLIError(TERMINATED, EXIT_TERMINATED)
+    return CLIError(INTERRUPTED, EXIT_INTERRUPTED)
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,6 +112,10 @@ def _signals_end_commands() -> Iterator[None]:
         raise CLIError(INTERRUPTED, EXIT_INTERRUPTED) from None
     except Terminated:
         raise CLIError(TERMINATED, EXIT_TERMINATED) from None
+    except Exception:
+        if _SIGNALLED:  # whatever a signal turned into on its way up, the run ends as that signal
+            raise _signal_error() from None
+        raise
 
 
 class _LazyGroup(click.Group):
@@ -116,8 +142,9 @@ class _LazyGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """SIGTERM unwinds like Ctrl-C for the whole run, not only once a command has started. Either signal
         that comes outside `make_context` and `invoke` (which report their own) is reported here."""
+        _SIGNALLED.clear()  # a new run (tests invoke several in one process)
         try:
-            with _sigterm_unwinds():
+            with _signals_unwind():
                 return super().main(*args, **kwargs)
         except KeyboardInterrupt:
             click.echo(f"Error: {INTERRUPTED}", err=True)

@@ -34,11 +34,14 @@ from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
 from redactor.audit import verify
 from redactor.cli import main
 from redactor.cli.sar import Moment
+from redactor.detect import create_detector
 from redactor.recognise.embedder import Embedder, Look
 from redactor.recognise.keys import generate_key, load_key
+from redactor.recognise.matcher import MatchPolicy
+from redactor.recognise.watchlist import enrol_photo
 from redactor.sar import RequestError, SubjectRequest, due_date
 from redactor.sar.archive import Recording, in_scope, probe
-from redactor.sar.search import ScanResult, segments
+from redactor.sar.search import Scanner, ScanResult, ScanSettings, segments
 from tests.helpers import DoesNotRaise, detail_left, sha256
 
 FPS = 12
@@ -371,6 +374,21 @@ def test_index_html_in_chromium(disclosed: Run) -> None:
 
 
 # ------------------------------------------------------------------ other runs
+
+
+@pytest.mark.integration
+def test_search_judges_samples_by_the_match_policy(archive: Archive, shared_data: Path) -> None:
+    """The search has no threshold of its own: the requester's track is found under the calibrated policy and
+    under none stricter than every one of her samples, so it never proposes by a looser rule than the export."""
+    embedder = Embedder()
+    with create_detector("centerface", threshold=0.5) as detector:
+        template = enrol_photo(shared_data / "obama.jpg", detector, embedder)[None, :]
+    rec = probe(archive.folder / FIRST)
+    seen = {}
+    for threshold in (MatchPolicy().threshold, 0.2):
+        with Scanner(ScanSettings(), embedder, policy=MatchPolicy(threshold=threshold)) as scanner:
+            seen[threshold] = scanner.scan(rec, (0.0, rec.duration), template).seen
+    assert seen[MatchPolicy().threshold] and seen[0.2] == []
 
 
 @pytest.mark.integration

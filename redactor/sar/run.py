@@ -59,7 +59,8 @@ def answer(request: SubjectRequest, photos: Sequence[Path], archive: Sequence[Pa
             enrolment = TemporaryEnrolment(request, photos, detector, embedder, audit)
         with enrolment:
             searched: list[ScanResult] = []
-            with Scanner(settings.scan, embedder, models_dir) as scanner, enrolment.entry() as entry:
+            with Scanner(settings.scan, embedder, models_dir, settings.policy) as scanner, \
+                    enrolment.entry() as entry:
                 for rec, span in recordings:
                     result = scanner.scan(rec, span, entry.templates)
                     searched.append(result)

@@ -3,20 +3,23 @@
 Only sparse frames are looked at: BlazeFace on the whole frame `sample_rate`
 times a second (cheap; it finds the large faces that move fast), and CenterFace
 at a reduced scale `sweep_rate` times a second (it finds the faces down to the
-`min_face_px` the embedder needs). The frames in between are decoded but never
-converted or analysed, and a stretch with no face costs only those detector
-calls. Every frame is decoded: skipping non-reference frames would be faster,
-but the "smart" codecs of many cameras mark most frames non-reference, and
-whole passes of people would go unseen.
+match policy's `min_face_px`, the smallest the embedder is trusted with). The
+frames in between are decoded but never converted or analysed, and a stretch
+with no face costs only those detector calls. Every frame is decoded: skipping
+non-reference frames would be faster, but the "smart" codecs of many cameras
+mark most frames non-reference, and whole passes of people would go unseen.
 
 A tracker joins the detections into tracks, and each track is embedded at
-most `samples_per_track` times, once its face is whole, unoverlapped and large
-enough. A track matches when one sample lies within the threshold of the
-requester's templates; it is rejected after one sample beyond
-`decisive_distance` (dlib's same-person limit, 0.6, which no sample of the
-requester at >= 40 px came near in benchmarks/recognition.py) or after
-`samples_per_track` samples. Matching here only proposes where to look: the
-export runs the full, voting matcher again before anyone is left clear.
+most `samples_per_track` times, once its face is whole, unoverlapped and at
+least the policy's `min_face_px` wide. A track matches when one sample lies
+within the policy's threshold of the requester's templates: the watchlist's
+calibrated threshold (MatchPolicy, benchmarks/RESULTS.md), never a looser one
+of the search's own, so search and export judge a sample by one rule. A track
+is rejected after one sample beyond `decisive_distance` (dlib's same-person
+limit, 0.6, which no sample of the requester at >= 40 px came near in
+benchmarks/recognition.py) or after `samples_per_track` samples. Matching here
+only proposes where to look: the export runs the full, voting matcher with the
+same policy before anyone is left clear.
 
 A sample that does not match is forgotten at once: its vector and distances
 are zeroed before the next line runs, and of a rejected track only its id is
@@ -39,31 +42,28 @@ import numpy as np
 from redactor.detect import create_detector, nms
 from redactor.errors import ProcessingError, RedactorError
 from redactor.recognise.embedder import Embedder
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, overlapping
+from redactor.recognise.matcher import MAX_THRESHOLD, MatchPolicy, overlapping
 from redactor.sar.archive import Recording, decoded, rgb
 from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
 T = TypeVar("T")
 _MATCH, _UNSURE, _FAR = 1, 0, -1
-_OVERLAP = MatchPolicy().overlap
-"""Boxes sharing more of their area than the matcher allows give crops that mix two faces: not embedded."""
 
 
 @dataclass(frozen=True)
 class ScanSettings:
     """How sparsely the archive is searched, and how matches become segments; recorded in the manifest.
 
-    `sweep_scale` 0.4 makes a `min_face_px` (40 px) face 16 px wide at CenterFace's input, where it still
-    finds it; faces smaller than that could not be embedded reliably anyway.
+    Which faces are embedded and when one matches is the match policy's (`MatchPolicy.min_face_px`,
+    `threshold`), recorded beside these. `sweep_scale` 0.4 makes a 40 px face (the policy's smallest) 16 px
+    wide at CenterFace's input, where it still finds it.
     """
 
     sample_rate: float = 3.0
     sweep_rate: float = 1.0
     sweep_scale: float = 0.4
     detect_threshold: float = 0.5
-    min_face_px: float = 40.0
-    match_threshold: float = DEFAULT_THRESHOLD
     decisive_distance: float = MAX_THRESHOLD
     samples_per_track: int = 2
     sample_gap_seconds: float = 0.5
@@ -74,12 +74,10 @@ class ScanSettings:
     def __post_init__(self) -> None:
         if not 0 < self.sweep_rate <= self.sample_rate:
             raise ValueError("need 0 < sweep_rate <= sample_rate")
-        if not 0.0 < self.match_threshold <= MAX_THRESHOLD:
-            raise ValueError(f"the match threshold must be in (0, {MAX_THRESHOLD}]")
-        if self.decisive_distance < self.match_threshold:
-            raise ValueError("the decisive distance cannot be below the match threshold")
-        if self.samples_per_track < 1 or self.embeds_per_frame < 1 or self.min_face_px <= 0:
-            raise ValueError("samples_per_track, embeds_per_frame and min_face_px must be positive")
+        if not 0.0 < self.decisive_distance <= MAX_THRESHOLD:
+            raise ValueError(f"the decisive distance must be in (0, {MAX_THRESHOLD}]")
+        if self.samples_per_track < 1 or self.embeds_per_frame < 1:
+            raise ValueError("samples_per_track and embeds_per_frame must be positive")
         if min(self.padding_seconds, self.hold_seconds, self.sample_gap_seconds) < 0:
             raise ValueError("padding, hold and sample gap must be >= 0 seconds")
 
@@ -120,10 +118,14 @@ class _Track:
 
 
 class Scanner:
-    """Searches recordings for the requester; load once, scan many files."""
+    """Searches recordings for the requester with `policy`'s threshold and face size; load once, scan many files."""
 
-    def __init__(self, settings: ScanSettings, embedder: Embedder, models_dir: str | Path | None = None) -> None:
+    def __init__(self, settings: ScanSettings, embedder: Embedder, models_dir: str | Path | None = None,
+                 policy: MatchPolicy | None = None) -> None:
         self.settings = settings
+        self.policy = policy or MatchPolicy()
+        if settings.decisive_distance < self.policy.threshold:
+            raise ValueError("the decisive distance cannot be below the match threshold")
         self._embedder = embedder
         s = settings
         self._cheap = create_detector("blazeface", threshold=s.detect_threshold, models_dir=models_dir)
@@ -164,7 +166,8 @@ class Scanner:
             for gone in set(live) - set(ids):
                 del live[gone]
             wanted = []
-            overlapped = overlapping(tracked.xyxy, _OVERLAP)
+            # Boxes sharing more of their area than the matcher allows give crops that mix two faces: not embedded.
+            overlapped = overlapping(tracked.xyxy, self.policy.overlap)
             for i, tid in enumerate(ids):
                 detected = not bool(tracked.predicted[i])
                 if tid not in live and tid not in matched and tid not in rejected:
@@ -208,7 +211,7 @@ class Scanner:
             return False
         x1, y1, x2, y2 = (float(v) for v in box)
         whole = x1 > 0 and y1 > 0 and x2 < image.shape[1] and y2 < image.shape[0]
-        return whole and min(x2 - x1, y2 - y1) >= s.min_face_px
+        return whole and min(x2 - x1, y2 - y1) >= self.policy.min_face_px
 
     def _judge(self, image: np.ndarray, box: np.ndarray, templates: np.ndarray) -> int:
         """One sample's verdict (_MATCH, _UNSURE or _FAR); the vector and the distances are zeroed first."""
@@ -220,7 +223,7 @@ class Scanner:
         vector.fill(0.0)
         nearest = float(distances.min())
         distances.fill(0.0)
-        if nearest <= self.settings.match_threshold:
+        if nearest <= self.policy.threshold:
             return _MATCH
         return _FAR if nearest > self.settings.decisive_distance else _UNSURE
 

@@ -1,12 +1,26 @@
 """Export: each segment re-encoded through the redaction pipeline with only the requester left clear.
 
-The clip is cut from the source by time and runs through the normal Pipeline,
-whose Recogniser is the watchlist matcher holding only the requester's entry:
-every face is masked unless the matcher's vote confirms it as the requester,
-and the pipeline's guarantees hold (a detector failure masks the frame whole;
-any other failure aborts the run, and the package is never completed). Clips
-carry no audio: voices of third parties cannot be redacted. Thumbnails are
-taken from the finished, redacted frames, never from the source.
+Each segment runs through the normal Pipeline, whose Recogniser is the
+watchlist matcher (same MatchPolicy as the watchlist) holding only the
+requester's entry: a face is clear only in the frames where the requester's
+own matching samples cover it (`reveals`), every other face is masked, and the
+pipeline's guarantees hold (a detector failure masks the frame whole; any
+other failure aborts the run, and the package is never completed). Clips carry
+no audio: voices of third parties cannot be redacted.
+
+A redaction cut from the middle of a recording starts blind: a bystander whose
+face the detector missed in the segment's first frames, but whose track a
+whole-file run had started earlier and still holds there, would be written
+clear. So the pipeline starts a pre-roll (`pre_roll`) ahead of the segment, or
+at the recording's start, long enough for every track and every match alive at
+the segment's first frame to be established, and runs a post-roll of one
+look-ahead past its end, so a face found just after the segment is painted
+back over its last frames, and the requester's samples there vouch for them,
+as in a whole-file run. Frames of the pre-roll and post-roll are analysed like
+the clip's and never written: the clip holds only the segment's frames,
+renumbered from 0 with timestamps from 0. Thumbnails are taken from the frames
+written to the clip, after their masks were decided, never from the source or
+from a pre-roll frame.
 
 With `context` (--blur-subject-context) the sink also blurs everything outside
 the requester's head region, and frames where the requester is not confirmed
@@ -37,6 +51,7 @@ from redactor.recognise.matcher import MatchPolicy, WatchlistMatcher
 from redactor.recognise.watchlist import Entry
 from redactor.sar.archive import decoded, rgb
 from redactor.sar.search import Segment
+from redactor.track.tracker import SMALL_HOLD_FACTOR
 from redactor.types import Detections, Frame
 
 THUMBNAILS = 3
@@ -127,22 +142,33 @@ class _Thumbnails:
 
 
 class _ClipSink:
-    """Passes the pipeline's frames to the video sink, masking all but the requester's head with `context`,
-    and offers each finished frame to the thumbnails."""
+    """Writes the segment's frames of the pipeline's output to the video sink, renumbered from 0 with
+    timestamps from 0, masking all but the requester's head with `context`, and offers each written frame to
+    the thumbnails; frames of the pre-roll and post-roll only release what the witness holds for them."""
 
-    def __init__(self, inner: VideoSink, witness: _Witness, masker: Masker, context: bool,
+    def __init__(self, inner: VideoSink, cut: _Cut, witness: _Witness, masker: Masker, context: bool,
                  thumbnails: _Thumbnails) -> None:
-        self._inner, self._witness, self._masker = inner, witness, masker
+        self._inner, self._cut, self._witness, self._masker = inner, cut, witness, masker
         self._context, self._thumbnails = context, thumbnails
-        self.requester_frames = 0
+        self._first_pts = 0
+        self.frames = self.requester_frames = 0
+        self.first_offset = self.last_offset = 0.0
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         boxes, seen = self._witness.take(frame.index)
+        placed = self._cut.place(frame.index)
+        if placed is None:
+            return
+        offset, pts = placed
         if self._context:
             image = _only(image, self._masker.regions(boxes, frame.width, frame.height).boxes)
+        if not self.frames:
+            self._first_pts, self.first_offset = pts, offset
+        index, self.last_offset = self.frames, offset
+        self.frames += 1
         self.requester_frames += seen
-        self._thumbnails.offer(frame.index, image, seen)
-        self._inner.write(frame, image)
+        self._thumbnails.offer(index, image, seen)
+        self._inner.write(dataclasses.replace(frame, index=index, pts=pts - self._first_pts), image)
 
     def close(self) -> None:
         self._inner.close()
@@ -162,22 +188,43 @@ def _only(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class _Cut:
-    """Frames of one segment, renumbered from 0 with timestamps from 0; records the offsets it covered."""
+def pre_roll(settings: RedactSettings, fps: float) -> float:
+    """Seconds redacted ahead of a segment: the longest a track outlives its last detection (a small face's
+    hold), plus the look-ahead and one sweep period. A face the detector found at any time a whole-file run
+    would still hold it at the segment's first frame is then found in the pre-roll too; the look-ahead on top
+    leaves time for what needs several finds or samples (a track started from repeated faint finds, the
+    requester's two matching samples), so the segment starts as a whole-file run would have it."""
+    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.longest_lookahead + settings.sweep_period(fps) / fps
 
-    segment: Segment
-    first_offset: float = 0.0
-    last_offset: float = 0.0
+
+class _Cut:
+    """The frames a segment is redacted from: `before` seconds ahead of it (or from the recording's start) to
+    `after` seconds past it, numbered from 0 with timestamps from the first; remembers which are the
+    segment's own (offsets in [start, end]) until the sink asks."""
+
+    def __init__(self, segment: Segment, before: float, after: float) -> None:
+        self.segment, self.before, self.after = segment, before, after
+        self._inside: dict[int, tuple[float, int]] = {}
+        self._lock = threading.Lock()
 
     def frames(self) -> Iterator[Frame]:
-        rec = self.segment.recording
+        rec, seg = self.segment.recording, self.segment
         first_pts = None
-        for index, (offset, vf) in enumerate(decoded(rec.path, self.segment.start, self.segment.end)):
+        for index, (offset, vf) in enumerate(decoded(rec.path, max(0.0, seg.start - self.before),
+                                                     seg.end + self.after)):
             if first_pts is None:
-                first_pts, self.first_offset = vf.pts, offset
-            self.last_offset = offset
-            yield Frame(index, rgb(vf), vf.pts - first_pts, vf.time_base, str(rec.path))
+                first_pts = vf.pts
+            pts = vf.pts - first_pts
+            if seg.start <= offset <= seg.end:
+                with self._lock:
+                    self._inside[index] = offset, pts
+            yield Frame(index, rgb(vf), pts, vf.time_base, str(rec.path))
+
+    def place(self, index: int) -> tuple[float, int] | None:
+        """(offset in the recording, pts) of frame `index` if it belongs to the segment, else None; asked once a
+        frame, as it is written."""
+        with self._lock:
+            return self._inside.pop(index, None)
 
 
 class Exporter:
@@ -213,12 +260,13 @@ class Exporter:
         clip = Path("clips") / f"{stem}.mp4"
         (root / clip.parent).mkdir(parents=True, exist_ok=True)
         (root / "thumbs").mkdir(parents=True, exist_ok=True)
-        cut, thumbnails = _Cut(segment), _Thumbnails()
+        cut, thumbnails = _Cut(segment, pre_roll(self.settings, rec.fps), self.settings.longest_lookahead), \
+            _Thumbnails()
         self._witness.forget()
-        sink = _ClipSink(VideoSink(root / clip, info, self.settings.encode, None), self._witness,
+        sink = _ClipSink(VideoSink(root / clip, info, self.settings.encode, None), cut, self._witness,
                          self._pipeline.masker, self.context, thumbnails)
-        stats = self._pipeline.run(cut.frames(), sink, rec.fps)
+        self._pipeline.run(cut.frames(), sink, rec.fps)
         stills = thumbnails.write(root / "thumbs", stem)
-        return ExportedClip(segment, clip, tuple(p.relative_to(root) for p in stills), stats.frames,
-                            sink.requester_frames, cut.first_offset, cut.last_offset)
+        return ExportedClip(segment, clip, tuple(p.relative_to(root) for p in stills), sink.frames,
+                            sink.requester_frames, sink.first_offset, sink.last_offset)
 

@@ -159,14 +159,14 @@ def measure(files: int, seconds: float, export: bool) -> dict[str, Any]:
 
 def report_markdown(r: dict[str, Any]) -> str:
     """The 'Subject access requests' section for benchmarks/RESULTS.md."""
-    s = r["settings"]
+    s, policy = r["settings"], MatchPolicy()
     lines = ["## Subject access requests", "",
              f"`python -m benchmarks.sar_speed` ({r['date']}, {r['machine']}, shared with other work); "
              f"{len(r['files'])} recordings of 1280x720 at {FPS} fps, {r['video_seconds']:.0f} s in all; "
              "obama.jpg enrolled; strangers in every file, the requester (obama2/obama3) in files 1 and 3.", "",
              f"Search settings: BlazeFace on {s['sample_rate']:g} frames/s, CenterFace at scale {s['sweep_scale']} "
              f"on {s['sweep_rate']:g} frame/s, at most {s['samples_per_track']} embeddings per track "
-             f"(faces >= {s['min_face_px']:g} px), match threshold {s['match_threshold']}.", "",
+             f"(faces >= {policy.min_face_px:g} px), match threshold {policy.threshold} (the watchlist's).", "",
              "| file | length s | decode floor | search | search (CPU time) | frames examined | tracks | "
              "embeddings | requester seen (s) | truth (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]

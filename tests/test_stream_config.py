@@ -225,6 +225,17 @@ def test_serve_config_missing_or_unreadable(tmp_path: Path) -> None:
     ("rtsp://operator:s3cret@[fe80::1]:8554/stream1", "rtsp://***@[fe80::1]:8554/stream1"),
     ("rtsp://operator:s3cret@[2001:db8::7]/stream1", "rtsp://***@[2001:db8::7]/stream1"),
     ("srt://operator:s3cret@10.0.0.5:9000", "srt://***@10.0.0.5:9000"),
+    # Unencoded, a '#', '/' or '?' in the password ends urlsplit's netloc: it finds no user at all.
+    ("rtsp://operator:s3cret#55@10.0.0.5/stream1", "rtsp://***@10.0.0.5/stream1"),
+    ("rtsp://operator:s3cret/55@10.0.0.5/stream1", "rtsp://***@10.0.0.5/stream1"),
+    ("rtsp://operator:s3cret?55@10.0.0.5:554/stream1?channel=2", "rtsp://***@10.0.0.5:554/stream1?channel=2"),
+    ("rtsp://operator:p@ss#s3cret@cam.local/s", "rtsp://***@cam.local/s"),
+    ("rtsp:operator:s3cret@cam.local/s", "***@cam.local/s"),  # FFmpeg reads auth without the slashes too
+    ("rtsp://10.0.0.5:554/user=operator&password=s3cret&channel=1",
+     "rtsp://10.0.0.5:554/user=***&password=***&channel=1"),
+    ("http://10.0.0.5/video.cgi?User=operator&pwd=s3cret", "http://10.0.0.5/video.cgi?User=***&pwd=***"),
+    # An '@' in a path cannot be told from one in a password with an unencoded '/': masked up to as well.
+    ("rtsp://cam.local/live@main", "rtsp://***@main"),
     ("rtsp://10.0.0.5:554/stream1", "rtsp://10.0.0.5:554/stream1"),
     ("rtsp://[fe80::1]:8554/stream1", "rtsp://[fe80::1]:8554/stream1"),
     ("/dev/video0", "/dev/video0"),

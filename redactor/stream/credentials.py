@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -10,21 +11,32 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from redactor.errors import InputError
 
 
-def redact_url(url: str) -> str:
-    """The URL as it may be shown to people: any user:password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_CREDENTIAL_PARAM = re.compile(r"(?i)([/?&;](?:user(?:name)?|pass(?:word|wd)?|pwd)=)[^&]*")
+
+
+def redact_url(text: str) -> str:
+    """A URL (or a message that may hold one) as it may be shown to people: credentials replaced by ***.
+
+    Everything from after the first `scheme://` (or from the start, with none) up to the last '@' is
+    masked, not only what urlsplit takes for user info: an unencoded '#', '/' or '?' in a password ends
+    urlsplit's netloc early, so it finds no user at all in `rtsp://admin:Pa#ss55@host/s`, and FFmpeg
+    splits such a URL its own way again. An '@' in a path or query cannot be told from one in such a
+    password, so the mask runs up to it too: an odd URL may show less of itself, never a password.
+    The values of user and password parameters (`?user=admin&password=...`, which some cameras take
+    instead) are masked up to the next '&'.
+    """
+    at = text.rfind("@")
+    if at >= 0:
+        scheme = _SCHEME.search(text, 0, at)
+        start = scheme.end() if scheme else 0
+        text = text[:start] + "***" + text[at:]
+    return _CREDENTIAL_PARAM.sub(r"\1***", text)
 
 
 def safe_reason(exc: BaseException) -> str:
-    """An FFmpeg error's reason without its file name, which for a URL may carry credentials."""
+    """An FFmpeg error's reason without its file name (for a URL it may carry credentials), masked as
+    redact_url masks a URL in case the reason quotes one."""
     return redact_url(str(getattr(exc, "strerror", None) or type(exc).__name__))
 
 

@@ -2,10 +2,10 @@
 
 Three threads share one lock-protected state:
 
-- reader: decodes the input (reconnecting on loss) and stamps each frame with
-  when the camera took it (CaptureClock: the stream's timestamps anchored to its
-  arrivals); the frame's pts is that time on the filter's own clock, so output
-  timestamps stay monotonic across input reconnects;
+- reader: decodes the input (reconnecting on loss) and notes when the camera
+  took each frame (CaptureClock: the stream's timestamps anchored to its
+  arrivals), on the filter's own clock: that time is the frame's age and its
+  output pts, so output timestamps stay monotonic across input reconnects;
 - worker: detection, tracking and look-ahead, oldest frame first; a frame that
   can no longer make its deadline is dropped (and counted), not processed late;
 - writer: every few milliseconds sends each frame whose time is up, masked.
@@ -16,6 +16,20 @@ leaves. Fail closed: if the worker is stuck in one frame for longer than the
 stall budget (or has died), every frame goes out fully blurred until it recovers,
 so the outputs stay alive and never show a clear face. While the input is down,
 black frames keep the outputs alive.
+
+Two clocks: ages and output timestamps count on the capture clock, while the
+tracker is given each frame's place in the stream (index / fps) as its time, the
+count the look-ahead paints back by. They differ when frames come faster than
+real time (a file, the frames a reconnect's probe read ahead): stamped
+milliseconds apart, a track looked milliseconds old to the tracker while the
+look-ahead held frames from a second before it, and its boxes were painted back
+over the wrong frames.
+
+A frame leaves with its regions only through the `due` path, judged under the
+lock against the sweeps of the state that held it (`_judge`); the worker waits
+for room rather than let a full look-ahead push a frame out before it is due,
+and a frame released any other way (the flush at a reconnect) goes out fully
+blurred.
 """
 
 from __future__ import annotations
@@ -33,7 +47,7 @@ from redactor.pipeline import Pipeline, RunStats, StreamState
 from redactor.stream.metrics import LatencyWindow, StreamMetrics
 from redactor.stream.outputs import TIME_BASE, LiveEncoder, LiveEncodeSettings, PacketOutput
 from redactor.stream.source import LiveSource
-from redactor.track.lookahead import Slot
+from redactor.track.lookahead import BACKFILL_SECONDS, Slot
 from redactor.types import Frame
 
 log = logging.getLogger("redactor.stream")
@@ -83,10 +97,15 @@ class LiveFilter:
         self._wake = threading.Condition(self._lock)
         self._inbox: deque[Frame] = deque()
         self._bypass: deque[Slot] = deque()
-        self._ready: deque[Slot] = deque()
+        self._ready: deque[Slot] = deque()  # fail-closed slots that left the look-ahead before they were due
         self._t0 = time.monotonic()
+        self._taken: dict[int, int] = {}  # frame index -> when the camera took it (pts on TIME_BASE), until sent
         self._state: StreamState | None = None
-        self._reconnected = False  # the input was lost since the worker last looked
+        self._held = 0  # slots in the state's look-ahead
+        self._sweeps: deque[int] = deque()  # frames of the state's completed sweeps that a held frame may need
+        self._ahead_upto = -1  # the latest frame read that came ahead of the stream's pace (CaptureClock.ahead)
+        self._lost = False  # the input was lost since it last connected
+        self._restarts: deque[int] = deque()  # the first frame of each connection after a loss
         self.took: dict[bool, float] = {}
         self._busy_since: float | None = None
         self._failures: deque[bool] = deque(maxlen=25)  # whether detection failed, for the last frames
@@ -118,6 +137,10 @@ class LiveFilter:
     def on_input_event(self, name: str, detail: str) -> None:
         cam = self.settings.camera
         if name == "connected":
+            with self._lock:  # called from the reader, before the connection's first frame
+                if self._lost:
+                    self._restarts.append(self._next_index)
+                self._lost = False
             self._input_up = True
             self._m["input_up"].set(1)
             log.info("input connected", extra={"camera": cam, "event": "input_connected", "detail": detail})
@@ -127,7 +150,7 @@ class LiveFilter:
         if self._input_up:
             self.metrics.reconnects.labels(cam, "input").inc()
             with self._lock:
-                self._reconnected = True
+                self._lost = True
         self._input_up = False
         self._m["input_up"].set(0)
         log.warning("input lost; reconnecting", extra={"camera": cam, "event": f"input_{name}", "detail": detail})
@@ -221,31 +244,34 @@ class LiveFilter:
                   extra={"camera": self.settings.camera, "event": "worker_failed", "detail": type(exc).__name__})
 
     def _read(self) -> None:
-        for image, taken in self.source.frames(self._stop):
+        for image, taken, ahead in self.source.frames(self._stop):
             self._last_input = time.monotonic()
             self._m["in"].inc()
             # At least 1 ms apart: frames decoded in a burst (a reconnect's probe) must not share a
             # timestamp in millisecond containers such as Matroska.
             pts = max(int(round((taken - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
             self._last_pts = pts
-            frame = Frame(self._next_index, image, pts, TIME_BASE, self.settings.camera)
+            frame = Frame(self._next_index, image, source=self.settings.camera)  # timed by the worker, see _work
             self._next_index += 1
             with self._wake:
+                self._taken[frame.index] = pts
+                if ahead:
+                    self._ahead_upto = frame.index
                 if self._stalled or self._worker_dead:
                     self._bypass.append(Slot(frame, failure=self._fail_reason()))
                 else:
                     self._inbox.append(frame)
                     limit = max(2, int(self.settings.latency_ms / 1000 * self._fps) + 1)
                     while len(self._inbox) > limit:
-                        self._inbox.popleft()
-                        self._drop("behind")
+                        self._drop("behind", self._inbox.popleft().index)
                 self._wake.notify_all()
 
     def _fail_reason(self) -> str:
         return "detection failed" if self._worker_dead else "detection stalled"
 
-    def _drop(self, reason: str, n: int = 1) -> None:
-        self.metrics.dropped.labels(self.settings.camera, reason).inc(n)
+    def _drop(self, reason: str, index: int) -> None:
+        self._taken.pop(index, None)
+        self.metrics.dropped.labels(self.settings.camera, reason).inc()
 
     def _new_state(self) -> StreamState:
         return self.pipeline.stream(self._fps, self.stats,
@@ -268,12 +294,16 @@ class LiveFilter:
             self._state = state = self._new_state()
         while not self._stop.is_set():
             with self._wake:
-                while not self._inbox and not self._stop.is_set():
+                # A full look-ahead waits for the writer to release its oldest frame when it is due, rather than
+                # push it out early (see the module docstring).
+                while True:
+                    if self._stop.is_set():
+                        return
+                    if self._inbox and self._restarts and self._inbox[0].index >= self._restarts[0]:
+                        state = self._restart_state(self._inbox[0].index)
+                    if self._inbox and self._held < state.lookahead.holds(self._inbox[0]):
+                        break
                     self._wake.wait(0.1)
-                if self._stop.is_set():
-                    return
-                if self._reconnected:
-                    state = self._restart_state()
                 frame = self._inbox.popleft()
                 started, arrival = time.monotonic(), self._arrival(frame)
                 sweep_cost, cheap_cost = min(took[True], cap[True]), min(took[False], cap[False])
@@ -287,32 +317,69 @@ class LiveFilter:
                 if not late:
                     self._busy_since = started
             if late:
-                self._drop("behind")
+                self._drop("behind", frame.index)
                 continue
             failures = self.stats.detector_failures
-            released = state.push(frame, self._lock, sweep=sweep)
+            counted = round(frame.index / state.fps / TIME_BASE)  # the tracker's clock (see the module docstring)
+            released = state.push(Frame(frame.index, frame.image, counted, TIME_BASE, frame.source), self._lock,
+                                  sweep=sweep)
             with self._lock:
                 self._busy_since = None
+                if state.last_sweep_index == frame.index:
+                    self._sweeps.append(frame.index)
+                self._held += 1 - len(released)
+                for slot in released:  # none, with the room waited for above; one would leave before it is due
+                    slot.failure = slot.failure or "left the look-ahead early"
                 self._ready.extend(released)
                 self._m["tracks"].set(self.stats.tracks)
                 self._failures.append(self.stats.detector_failures > failures)
             spent = min(time.monotonic() - started, hold)
             took[sweep] = 0.8 * took[sweep] + 0.2 * spent if took[sweep] else spent
 
-    def _restart_state(self) -> StreamState:
-        """After an input reconnect (called with the lock held): tracks from before the outage are stale,
-        and one of them could swallow a face seen again, so that face's earlier frames would never be
-        painted. Frames still held go out whole-masked; tracking starts afresh with a sweep."""
-        self._reconnected = False
+    def _restart_state(self, first: int) -> StreamState:
+        """Before frame `first`, the first of a connection after an input loss (called with the lock held):
+        tracks from before the outage are stale, and one of them could swallow a face seen again, so that
+        face's earlier frames would never be painted. Frames still held go out whole-masked; tracking starts
+        afresh with a sweep. The restart goes by frame, not by when the loss was seen: an input read faster
+        than real time (a file that loops) is lost and back while the worker is still on its earlier frames,
+        which belong to the old tracks, and the new connection's must not."""
+        while self._restarts and self._restarts[0] <= first:
+            self._restarts.popleft()
         old = self._state
         old.lookahead.fail_held("input reconnected")
         self._ready.extend(old.flush())
         self._state = self._new_state()
+        self._held = 0
+        self._sweeps.clear()
         return self._state
 
     def _arrival(self, frame: Frame) -> float:
-        """When the camera took the frame, on our monotonic clock (its pts; see CaptureClock): ages count from it."""
-        return self._t0 + frame.pts * float(TIME_BASE)
+        """When the camera took the frame, on our monotonic clock (see CaptureClock): ages count from it."""
+        return self._t0 + self._taken[frame.index] * float(TIME_BASE)
+
+    def _judge(self, slots: list[Slot]) -> None:
+        """Called with the lock held, on the slots the state just released when due. Each keeps its regions
+        only if a sweep that completed while it was held ran on it or on a frame at most BACKFILL_SECONDS
+        after it (as far as a first find is painted back at once), and if neither it nor any frame read
+        after it came ahead of the stream's pace. Otherwise it goes fully blurred: a small face that
+        entered on it is one only a sweep finds, and a sweep that ends after the frame has left (start-up,
+        a reconnect, the worker behind, the input gone quiet), or that runs further on, cannot protect it.
+        Nor can a sweep over frames that came in a burst (an input read faster than real time, the frames
+        a reconnect's probe read ahead): the worker then takes every few of them, a face walks further
+        between two sweeps than a track follows, and a faint find is never confirmed in time."""
+        state = self._state
+        sweeps = (*self._sweeps, state.last_sweep_index)
+        for slot in slots:
+            if slot.failure:
+                continue
+            if state.last_sweep_index < 0:
+                slot.failure = "no sweep yet"
+            elif self._ahead_upto >= slot.index:
+                slot.failure = "input faster than real time"
+            elif not any(0 <= (s - slot.index) / state.lookahead.fps <= BACKFILL_SECONDS for s in sweeps):
+                slot.failure = "no sweep after it in time"
+        while slots and self._sweeps and self._sweeps[0] < slots[-1].index:  # no later frame needs those
+            self._sweeps.popleft()
 
     def _write(self) -> None:
         next_stats = time.monotonic() + self.settings.stats_every
@@ -320,31 +387,24 @@ class LiveFilter:
         def due(frame: Frame) -> bool:
             return now - self._arrival(frame) >= self.settings.hold
 
-        def unchecked(slots: list[Slot]) -> None:
-            """Frames leaving before a sweep after them was done (start-up, a reconnect, the worker behind
-            or the input gone quiet): a small face that entered on such a frame is one only the sweep finds,
-            and a sweep that ends after the frame has left cannot paint it back. Send them fully blurred."""
-            for slot in slots:
-                if slot.failure:
-                    continue
-                if self._state.last_sweep_index < 0:
-                    slot.failure = "no sweep yet"
-                elif slot.frame.index > self._state.last_sweep_index:
-                    slot.failure = "no sweep after it in time"
-
         while not self._stop.is_set():
             now = time.monotonic()
-            with self._lock:
+            with self._wake:
                 self._check_stall(now)
-                batch = list(self._ready)  # pushed out of a full look-ahead: checked like those that are due
+                batch = list(self._ready)
                 self._ready.clear()
                 if self._state is not None:
-                    batch += self._state.due(due)
-                    unchecked(batch)
+                    released = self._state.due(due)
+                    self._judge(released)
+                    self._held -= len(released)
+                    batch += released
+                    if released:
+                        self._wake.notify_all()  # the worker may be waiting for room
                 while self._bypass and due(self._bypass[0].frame):
                     batch.append(self._bypass.popleft())
-            for slot in sorted(batch, key=lambda s: s.frame.index):
-                self._send(slot)
+                sends = [(slot, self._taken.pop(slot.index)) for slot in sorted(batch, key=lambda s: s.index)]
+            for slot, pts in sends:
+                self._send(slot, pts)
             if not batch:
                 self._fill(now)
                 time.sleep(POLL)
@@ -369,24 +429,27 @@ class LiveFilter:
             self._m["stalled"].set(0)
             log.warning("detection recovered", extra={"camera": self.settings.camera, "event": "detector_recovered"})
 
-    def _send(self, slot: Slot) -> None:
+    def _send(self, slot: Slot, pts: int) -> None:
+        """Mask and send one frame; `pts`: when the camera took it, on the filter's clock."""
+        taken = self._t0 + pts * float(TIME_BASE)
+        if slot.index <= self._last_index:  # overtaken by fail-closed frames while detection was stuck
+            self._drop("stale", slot.index)
+            return
+        self._last_index = slot.index
+        if time.monotonic() - taken > self.settings.latency_ms / 1000:
+            # Masking and encoding fell behind (CPU starved): skip rather than add latency.
+            self._drop("late", slot.index)
+            return
         frame = slot.frame
-        if frame.index <= self._last_index:  # overtaken by fail-closed frames while detection was stuck
-            self._drop("stale")
-            return
-        self._last_index = frame.index
-        if time.monotonic() - self._arrival(frame) > self.settings.latency_ms / 1000:
-            self._drop("late")  # masking and encoding fell behind (CPU starved): skip rather than add latency
-            return
         regions = self.pipeline.regions(slot)
         image = self.pipeline.masker.apply(frame.image, regions)
-        self._emit(image, frame.pts)
+        self._emit(image, pts)
         self._last_frame_out = self._last_output
         self._m["faces"].set(len(regions.boxes))
         if regions.whole_frame:
             self.metrics.fail_closed.labels(self.settings.camera, slot.failure or "unknown").inc()
             self.stats.whole_frame += 1
-        latency = time.monotonic() - self._arrival(frame)
+        latency = time.monotonic() - taken
         self._m["latency"].observe(latency)
         self.latencies.add(latency)
         self.stats.frames += 1

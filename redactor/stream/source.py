@@ -44,6 +44,11 @@ class CaptureClock:
     it may creep up by DRIFT per second to absorb a camera clock running slow, and a timestamp that
     goes backwards or a frame that looks RESYNC seconds late is taken as a jump (the source looped or
     restarted its clock): the baseline starts again from that frame.
+
+    The other way, frames that arrive sooner than their timestamps allow (each earlier than the baseline
+    by more than half its gap from the frame before: an input read faster than real time, the frames a
+    reconnect's probe read ahead) can only be stamped with their arrival, milliseconds apart; `ahead`
+    says so for the latest frame, so the filter does not take them for a stream it sees at its own pace.
     """
 
     DRIFT = 0.001
@@ -52,15 +57,19 @@ class CaptureClock:
     def __init__(self) -> None:
         self._offset: float | None = None
         self._last: float | None = None
+        self.ahead = False
 
     def taken(self, stream_seconds: float | None, arrival: float) -> float:
+        self.ahead = False
         if stream_seconds is None:
             return arrival
         jumped_back = self._last is not None and stream_seconds < self._last  # a looping or restarted source
-        if self._offset is not None and self._last is not None:
-            self._offset += self.DRIFT * max(stream_seconds - self._last, 0.0)
-        self._last = stream_seconds
         delay = arrival - stream_seconds
+        if self._offset is not None and self._last is not None and not jumped_back:
+            gap = stream_seconds - self._last
+            self._offset += self.DRIFT * gap
+            self.ahead = delay < self._offset - gap / 2
+        self._last = stream_seconds
         if self._offset is None or jumped_back or delay < self._offset or delay - self._offset > self.RESYNC:
             self._offset = delay
         return stream_seconds + self._offset
@@ -82,7 +91,7 @@ class InputSettings:
 
 
 class LiveSource:
-    """Decoded RGB pictures with their arrival time (time.monotonic) from a live input, until `stop` is set.
+    """Decoded RGB pictures with when they were taken (time.monotonic) from a live input, until `stop` is set.
 
     `on_event(name, detail)` hears "connected", "ended" and "error" (detail never holds the URL's
     credentials), so the filter can count reconnects and mark the input down.
@@ -94,8 +103,9 @@ class LiveSource:
         self.on_event: Callable[[str, str], None] = lambda name, detail: None
         self.fps: float | None = None
 
-    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float]]:
-        """RGB frames and when each was taken (monotonic seconds), reconnecting until `stop`."""
+    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float, bool]]:
+        """RGB frames, when each was taken (monotonic seconds) and whether it came ahead of the stream's own
+        pace (CaptureClock.ahead), reconnecting until `stop`."""
         s = self.settings
         attempt = 0
         while not stop.is_set():
@@ -117,7 +127,8 @@ class LiveSource:
                         clock = CaptureClock()
                         for vf in container.decode(stream):
                             attempt = 0
-                            yield rgb_upright(vf), clock.taken(vf.time, time.monotonic())
+                            taken = clock.taken(vf.time, time.monotonic())
+                            yield rgb_upright(vf), taken, clock.ahead
                             if stop.is_set():
                                 return
                         self.on_event("ended", f"{self.shown_url} ended the stream")

@@ -178,7 +178,7 @@ def write_config(folder: Path, extra: str, input_line: str = 'input = "rtsp://h/
     ("open secrets", 'input = "rtsp://h/s"', "readable by others"),
     ("missing secrets", 'input = "rtsp://h/s"', "secrets file not found"),
     ("missing watchlist", 'input = "rtsp://h/s"', "watchlist"),
-    ("number as input", "input = 12345", "input = 12345"),
+    ("number as input", "input = 12345", "input = '12345'"),
     ("no input", "", "no input"),
 ])
 def test_serve_check_refuses_what_running_refuses(tmp_path: Path, setup: str, input_line: str, message: str) -> None:
@@ -254,3 +254,11 @@ def test_masker_refuses_a_scale_that_would_not_cover_the_face() -> None:
     for scale in (math.nan, math.inf, 0.5):
         with pytest.raises(ValueError, match="mask_scale"):
             Masker(mask_scale=scale)
+
+
+def test_a_mistyped_input_is_refused_without_showing_its_password(tmp_path: Path) -> None:
+    """A URL given as a list is refused; its error must not carry the password it holds."""
+    path = write_config(tmp_path, "", input_line='input = ["rtsp://admin:Pa55word@10.0.0.5/s"]')
+    result = CliRunner().invoke(main, ["serve", str(path), "--check"])
+    assert result.exit_code == 3, result.output
+    assert "camera gate: input" in result.output and "Pa55word" not in result.output and "admin" not in result.output

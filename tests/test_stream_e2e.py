@@ -568,12 +568,15 @@ def test_watchlist_match_stays_clear_and_everyone_else_is_blurred(clip: StampedC
     with stream(camera.url, "--record", folder, "--watchlist", watchlist, "--key-file", key_file,
                 "--reveal", "matches") as f:
         f.wait_metric("redactor_frames_out_total", 1, START, camera="cam1")
-        f.wait_metric("redactor_frames_out_total", 150, STEP, camera="cam1")
+        f.wait_normal(150, STEP, camera="cam1")
+        normal = f.sent_normally("cam1")
         stop_cleanly(f)
     (segment,) = folder.iterdir()
     received = read_received(segment)
     clear = clear_face_frames(clip, received)
     strangers = [c for c in clear if " face 0 " not in c]
     assert strangers == [], "strangers left clear:\n" + "\n".join(strangers[:20])
+    # Liveness, measured against what this machine managed: a frame sent fully blurred (a sweep not done in
+    # time under load) can reveal nobody, so the share counts frames sent with only their faces masked.
     revealed = {c.split(" (source")[0] for c in clear}
-    assert len(revealed) >= 0.5 * received.stamped, f"the enrolled face was clear in only {len(revealed)} frames"
+    assert len(revealed) >= 0.5 * normal, f"the enrolled face was clear in {len(revealed)} of {normal:g} frames"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from redactor.errors import InputError
 from redactor.settings import RedactSettings
+from redactor.stream.credentials import redact_url
 from redactor.stream.outputs import SEGMENT_FORMATS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,11 +84,12 @@ class CameraConfig:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"camera name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         n = self.name
-        _check(n, "input", self.input, isinstance(self.input, str) and bool(self.input.strip()),
+        # URLs are shown masked: a value of the wrong type may still hold a password.
+        _check(n, "input", redact_url(str(self.input)), isinstance(self.input, str) and bool(self.input.strip()),
                "a URL or device path as a string")
         for key in ("output", "input_format"):
             value = getattr(self, key)
-            _check(n, key, value, value is None or (isinstance(value, str) and bool(value.strip())),
+            _check(n, key, redact_url(str(value)), value is None or (isinstance(value, str) and bool(value.strip())),
                    "a non-empty string")
         for key in _PATH_KEYS:
             value = getattr(self, key)

@@ -447,7 +447,7 @@ class LiveFilter:
         self._last_frame_out = self._last_output
         self._m["faces"].set(len(regions.boxes))
         if regions.whole_frame:
-            self.metrics.fail_closed.labels(self.settings.camera, slot.failure or "unknown").inc()
+            self.metrics.fail_closed.labels(self.settings.camera, slot.failure or regions.reason or "unknown").inc()
             self.stats.whole_frame += 1
         latency = time.monotonic() - taken
         self._m["latency"].observe(latency)

@@ -606,19 +606,26 @@ def _payoff_table(records: dict, cands: list[Candidate]) -> list[str]:
 
 
 def _second_opinion_table(records: dict) -> list[str]:
+    current = "centerface-1.0"
     lines = [f"Second opinions on the pair's unsure finds (score {UNSURE[0]}-{UNSURE[1]}; faces and clutter, "
              "don't-care finds left out), each checker at its operating threshold on Schedule's 192 px crop: share "
-             "confirmed, and the likelihood ratio of a confirmation and of its absence (add-one smoothed):", "",
+             "confirmed, the likelihood ratio of a confirmation and of its absence (add-one smoothed), and what it "
+             f"confirms of the finds {current} (today's checker) does not:", "",
              "| checker | condition | faces confirmed | clutter confirmed | ratio if confirmed | ratio if not "
-             "| ms per check |", "|---|---|---:|---:|---:|---:|---:|"]
+             f"| faces {current} leaves, confirmed | clutter it leaves, confirmed | ms per check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, ms in records["check_ms"].items():
         for cond in CONDITIONS:
-            face = [x["confirmed"][name] for x in records["checks"] if x["label"] == "face" and x["condition"] == cond]
-            clutter = [x["confirmed"][name] for x in records["checks"]
-                       if x["label"] == "clutter" and x["condition"] == cond]
+            mine = [x for x in records["checks"] if x["condition"] == cond]
+            face = [x["confirmed"][name] for x in mine if x["label"] == "face"]
+            clutter = [x["confirmed"][name] for x in mine if x["label"] == "clutter"]
+            left = {label: [x["confirmed"][name] for x in mine if x["label"] == label and not x["confirmed"][current]]
+                    for label in ("face", "clutter")}
+            beyond = "- | -" if name == current else " | ".join(
+                _pct(sum(left[label]), len(left[label])) for label in ("face", "clutter"))
             lines.append(f"| {name} | {cond} | {_pct(sum(face), len(face))} | {_pct(sum(clutter), len(clutter))} "
                          f"| {_smoothed_ratio(face, clutter):.2f} "
-                         f"| {_smoothed_ratio([not x for x in face], [not x for x in clutter]):.2f} "
+                         f"| {_smoothed_ratio([not x for x in face], [not x for x in clutter]):.2f} | {beyond} "
                          f"| {'-' if ms is None else f'{ms:.1f}'} |")
     return lines
 
@@ -685,24 +692,24 @@ def main(seeds: str, clips: str, synthetic_step: int, candidate_step: int, ir_st
     else:
         materials = design_material(real_dir, tuple(c for c in clips.split(",") if c), _seeds(seeds), OUT_DIR,
                                     synthetic_step, candidate_step, ir_step)
-        records = measure(materials, CANDIDATES, CHECKERS)
+        # The code that runs is the code as it is now: its commit and state are taken before measuring.
+        started = {"machine": speed.machine(), "uncommitted": subprocess.run(
+            ["git", "status", "--porcelain", "--", *DEPENDS_ON], cwd=REPO_ROOT, capture_output=True,
+            text=True).stdout.splitlines()}
+        records = measure(materials, CANDIDATES, CHECKERS) | started
         synthetic = [m for m in materials if m.source == "synthetic"]
         images = [image for m in synthetic[:1] for i, image, _ in m.frames() if i % 20 == 0][:cost_frames]
         records["cost"] = cost(CANDIDATES + ((CNN,) if cnn else ()), images)
-        records["machine"] = speed.machine()
         records["command"] = shlex.join(["python", "-m", "benchmarks.calibrate", *sys.argv[1:]])
-        records["uncommitted"] = subprocess.run(
-            ["git", "status", "--porcelain", "--", *DEPENDS_ON], cwd=REPO_ROOT, capture_output=True,
-            text=True).stdout.splitlines()
         records["material"] = {
-            "real": [f"{m.clip} ({m.condition}, every {m.step} frame{'s' if m.step > 1 else ''})"
+            "real": [f"{m.clip} ({m.condition}, {'every frame' if m.step == 1 else f'1 frame in {m.step}'})"
                      for m in materials if m.source == "real"],
             "synthetic": f"crowd_720p and walkers_720p, seeds {seeds} (odd colour, even night IR), 1280x720, "
                          f"25 fps, crf {SYNTH_CRF}; every {synthetic_step}th frame (every {candidate_step}th for "
                          "the costly detectors)"}
         records_path.parent.mkdir(parents=True, exist_ok=True)
         records_path.write_text(json.dumps(records))
-    calibration = fit(records, CANDIDATES, built_by(records))
+    calibration = fit(records, tuple(c for c in CANDIDATES if c.name in records["frames"]), built_by(records))
     calibration_path.write_text(_dumps(calibration))
     click.echo(f"{calibration_path}: {calibration_path.stat().st_size} bytes; records in {records_path}\n")
     click.echo(report(records, calibration))

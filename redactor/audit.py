@@ -43,20 +43,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from redactor.errors import OutputError, RedactorError
+from redactor.errors import AuditError, KeyFileError, OutputError
 
 if TYPE_CHECKING:  # a runtime import would cycle through redactor.recognise
     from redactor.recognise.keys import Key
 
 GENESIS = "0" * 64
 _TAIL_BYTES = 1 << 16
-
-
-class AuditError(RedactorError):
-    """The audit log fails verification: a line was edited, deleted or forged, or the log does not match its
-    watchlist (deleted, truncated, swapped or rolled back, or the watchlist rolled back)."""
-
-    exit_code = 9
 
 
 @dataclass(frozen=True)
@@ -155,8 +148,6 @@ class _Lines:
             else _mac(self.key, "line", str(line_hash))
         if not hmac.compare_digest(str(mac), expected):
             if current and not self.trusted and line["key"] != self.key_id:
-                from redactor.recognise.keys import KeyFileError  # see the note on the import above
-
                 raise KeyFileError(f"{self.path}: written with a different key than {self.source}")
             raise AuditError(f"{where}: authentication failed (forged line"
                              f"{'' if self.trusted else ', or the wrong key'})")

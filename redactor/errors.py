@@ -38,10 +38,50 @@ class ProcessingError(RedactorError):
     exit_code = 6
 
 
-class DetectorFailure(RedactorError):
-    """A detector raised or timed out on one frame; the pipeline blurs the whole frame."""
+class RequestError(RedactorError):
+    """A subject access request's own details (id, dates, time window) are unusable."""
 
-    exit_code = 6
+    exit_code = 2
+
+
+class WatchlistError(RedactorError):
+    """The watchlist or an entry in it cannot be used."""
+
+    exit_code = 7
+
+
+class EntryRefused(WatchlistError):
+    """One entry fails the lawfulness checks; `reason` says which, in words an operator can act on."""
+
+    def __init__(self, entry_id: str, reason: str) -> None:
+        super().__init__(f"watchlist entry {entry_id}: {reason}")
+        self.entry_id = entry_id
+        self.reason = reason
+
+
+class EnrolmentRefused(WatchlistError):
+    """An enrolment photo does not show exactly one usable face."""
+
+
+class KeyFileError(RedactorError):
+    """The key is missing, unreadable, malformed, too widely readable, or not the one the data was sealed with."""
+
+    exit_code = 8
+
+
+class IntegrityError(RedactorError):
+    """A sealed file fails its integrity check: something changed it, or it is not what it claims to be."""
+
+    exit_code = 9
+
+
+class WatchlistTampered(IntegrityError, WatchlistError):
+    """The watchlist file was changed, truncated, rolled back, or is not a watchlist."""
+
+
+class AuditError(IntegrityError):
+    """The audit log fails verification: a line was edited, deleted or forged, or the log does not match its
+    watchlist (deleted, truncated, swapped or rolled back, or the watchlist rolled back)."""
 
 
 class VerificationFailed(RedactorError):

@@ -21,10 +21,11 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from redactor.audit import AuditError, AuditLog, head_path, verify
+from redactor.errors import AuditError, KeyFileError
+from redactor.audit import AuditLog, head_path, verify
 from redactor.cli import main
 from redactor.recognise import default_audit_path
-from redactor.recognise.keys import Key, KeyFileError, generate_key, load_key
+from redactor.recognise.keys import Key, generate_key, load_key
 from redactor.recognise.watchlist import Binding, read_state, write_entries
 from tests.recognition_helpers import make_key, raw_entry
 

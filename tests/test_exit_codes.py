@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from redactor.recognise.keys import KeyFileError, load_key
-from redactor.recognise.watchlist import WatchlistTampered, read_entries, write_entries
+from redactor.errors import KeyFileError, WatchlistTampered
+from redactor.recognise.keys import load_key
+from redactor.recognise.watchlist import read_entries, write_entries
 from tests.recognition_helpers import make_key, raw_entry
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,6 +31,7 @@ from click.testing import CliRunner, Result
 
 from benchmarks.score import compare_face
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
+from redactor.errors import RequestError
 from redactor.audit import verify
 from redactor.cli import main
 from redactor.cli.sar import Moment
@@ -39,7 +40,7 @@ from redactor.recognise.embedder import Embedder, Look
 from redactor.recognise.keys import generate_key, load_key
 from redactor.recognise.matcher import MatchPolicy
 from redactor.recognise.watchlist import enrol_photo
-from redactor.sar import RequestError, SubjectRequest, due_date
+from redactor.sar import SubjectRequest, due_date
 from redactor.sar.archive import Recording, in_scope, probe
 from redactor.sar.search import Scanner, ScanResult, ScanSettings, segments
 from tests.helpers import DoesNotRaise, detail_left, sha256

@@ -15,12 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from redactor.cli import main
-from redactor.errors import OutputError
+from redactor.errors import EnrolmentRefused, EntryRefused, KeyFileError, OutputError, WatchlistTampered
 from redactor.recognise import build_recogniser
 from redactor.recognise import embedder as embedder_module
-from redactor.recognise.keys import KeyFileError, generate_key, load_key
-from redactor.recognise.watchlist import (EnrolmentRefused, EntryRefused, WatchlistTampered, enrol_photo, load,
-                                          read_entries, validate, write_entries)
+from redactor.recognise.keys import generate_key, load_key
+from redactor.recognise.watchlist import enrol_photo, load, read_entries, validate, write_entries
 from tests.helpers import DoesNotRaise, data_dir, wait_for
 from tests.recognition_helpers import TODAY, make_key, raw_entry
 

@@ -16,12 +16,11 @@ import click
 from redactor.audit import WatchlistLog, record_unbound
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
-from redactor.errors import OutputError
+from redactor.errors import EnrolmentRefused, EntryRefused, OutputError, WatchlistError
 from redactor.recognise import default_audit_path
 from redactor.recognise.keys import ENV_KEY_FILE, Key, load_key
-from redactor.recognise.watchlist import (BASES, CATEGORIES, Binding, EnrolmentRefused, EntryRefused, Sealed,
-                                          WatchlistError, check_terms, enrol_photo, new_entry, read_entries,
-                                          validate)
+from redactor.recognise.watchlist import (BASES, CATEGORIES, Binding, Sealed, check_terms, enrol_photo, new_entry,
+                                          read_entries, validate)
 
 key_file_option = click.option(
     "--key-file", type=click.Path(dir_okay=False, path_type=Path), envvar=ENV_KEY_FILE, default=None,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from redactor.audit import WatchlistLog, record_unbound
+from redactor.errors import EnrolmentRefused, EntryRefused, KeyFileError, WatchlistError, WatchlistTampered
 from redactor.recognise.embedder import Embedder
-from redactor.recognise.keys import KeyFileError, generate_key, load_key
+from redactor.recognise.keys import generate_key, load_key
 from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, WatchlistMatcher
-from redactor.recognise.watchlist import (CATEGORIES, Binding, EnrolmentRefused, Entry, EntryRefused, WatchlistError,
-                                          WatchlistTampered, load)
+from redactor.recognise.watchlist import CATEGORIES, Binding, Entry, load
 
 
 def default_audit_path(watchlist: Path) -> Path:

@@ -19,17 +19,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from redactor.errors import RedactorError
+from redactor.errors import KeyFileError
 
 ENV_KEY_FILE = "REDACTOR_KEY_FILE"
 KEY_BYTES = 32
 _HEADER = "redactor-key-v1:"
-
-
-class KeyFileError(RedactorError):
-    """The key is missing, unreadable, malformed, too widely readable, or not the one the data was sealed with."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True)

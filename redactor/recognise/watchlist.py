@@ -41,9 +41,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from redactor.detect.base import Detector
-from redactor.errors import OutputError, RedactorError
+from redactor.errors import (EnrolmentRefused, EntryRefused, KeyFileError, OutputError, WatchlistError,
+                             WatchlistTampered)
 from redactor.recognise.embedder import DIMENSIONS, Embedder
-from redactor.recognise.keys import Key, KeyFileError
+from redactor.recognise.keys import Key
 
 BASES = ("consent", "warrant")
 CATEGORIES: dict[str, str] = {
@@ -72,31 +73,6 @@ ENROL_DETECT_SIDE = 1280
 
 _MAGIC = b"REDACTOR-WATCHLIST-1\n"
 _NONCE_BYTES = 12
-
-
-class WatchlistError(RedactorError):
-    """The watchlist or an entry in it cannot be used."""
-
-    exit_code = 7
-
-
-class EntryRefused(WatchlistError):
-    """One entry fails the lawfulness checks; `reason` says which, in words an operator can act on."""
-
-    def __init__(self, entry_id: str, reason: str) -> None:
-        super().__init__(f"watchlist entry {entry_id}: {reason}")
-        self.entry_id = entry_id
-        self.reason = reason
-
-
-class EnrolmentRefused(WatchlistError):
-    """An enrolment photo does not show exactly one usable face."""
-
-
-class WatchlistTampered(WatchlistError):
-    """The file fails its integrity check: it was changed, truncated or is not a watchlist."""
-
-    exit_code = 9
 
 
 @dataclass(frozen=True)

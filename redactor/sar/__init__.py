@@ -6,7 +6,8 @@ export of each segment through the redaction pipeline with only the requester
 left clear (`export`), and the disclosure package (`package`).
 """
 
-from redactor.sar.request import RequestError, SubjectRequest, due_date
+from redactor.errors import RequestError
+from redactor.sar.request import SubjectRequest, due_date
 from redactor.sar.run import Outcome, answer, default_audit_path
 
 __all__ = ["Outcome", "RequestError", "SubjectRequest", "answer", "default_audit_path", "due_date"]

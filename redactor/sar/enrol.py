@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from redactor.audit import AuditLog
 from redactor.detect.base import Detector
-from redactor.errors import ProcessingError
+from redactor.errors import EnrolmentRefused, ProcessingError
 from redactor.recognise.embedder import DIMENSIONS, Embedder
-from redactor.recognise.watchlist import EnrolmentRefused, Entry, check_terms, enrol_photo, today_utc
+from redactor.recognise.watchlist import Entry, check_terms, enrol_photo, today_utc
 from redactor.sar.request import SubjectRequest
 
 BASIS = "consent"

@@ -6,13 +6,7 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from redactor.errors import RedactorError
-
-
-class RequestError(RedactorError):
-    """The request's own details (id, dates, time window) are unusable."""
-
-    exit_code = 2
+from redactor.errors import RequestError
 
 
 def due_date(received: date) -> date:

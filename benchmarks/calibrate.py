@@ -88,7 +88,7 @@ from benchmarks.synth import BACKGROUNDS, GroundTruth, GTBox, _night_ir, make_cl
 from redactor.detect import Schedule, TiledDetector, create_detector
 from redactor.detect.base import Detector, nms
 from redactor.models import ModelSpec, cached_status, fetch_model, models_dir
-from redactor.track.tracker import iou_matrix
+from redactor.geometry import iou_matrix
 from redactor.types import Detections
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from benchmarks.synth import GroundTruth
 from redactor.detect import TiledDetector, create_detector
 from redactor.detect.base import Detector
 from redactor.detect.tiling import EnsembleDetector
-from redactor.track.tracker import iou_matrix
+from redactor.geometry import iou_matrix
 
 BINS = [(12, 16), (16, 24), (24, 48), (48, 96), (96, 10_000)]
 

@@ -42,7 +42,7 @@ from redactor.recognise.embedder import Embedder
 from redactor.recognise.keys import generate_key, load_key
 from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD
 from redactor.recognise.watchlist import enrol_photo, new_entry, write_entries
-from redactor.track.tracker import iou_matrix
+from redactor.geometry import iou_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WATCHLIST_PHOTOS = ("obama2", "obama3")

@@ -14,7 +14,7 @@ import pytest
 from redactor.detect.blazeface import VARIANTS, BlazeFaceDetector
 from redactor.detect.runtime import CACHE_SUBDIR
 from redactor.models import models_dir, spec_for
-from redactor.track.tracker import iou_matrix
+from redactor.geometry import iou_matrix
 from tests.mediapipe_reference import MediaPipeBlazeFace
 
 PORTRAITS = ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from redactor.track.kalman import KalmanBox
-from redactor.track.tracker import Tracker, iou_matrix
+from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
 FPS = 10.0
@@ -22,13 +22,6 @@ def box_at(x: float, y: float, size: float = 30.0) -> tuple[float, float, float,
 
 def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
     return bool(outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3])
-
-
-def test_iou_matrix() -> None:
-    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)
-    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 1 / 3], [0.0, 0.0]], rtol=1e-6)
-    assert iou_matrix(a, np.zeros((0, 4), np.float32)).shape == (2, 0)
 
 
 @pytest.mark.parametrize(("hold", "high", "low"), [(-1.0, 0.5, 0.25), (1.0, 0.5, 0.6), (1.0, 1.5, 0.2), (1.0, 0.5, -0.1)])

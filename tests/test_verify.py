@@ -15,7 +15,7 @@ from redactor.cli import main
 from redactor.jobs import redact_file
 from redactor.media.sink import EncodeSettings
 from redactor.pipeline import Pipeline
-from redactor.track.tracker import iou_matrix
+from redactor.geometry import iou_matrix
 from redactor.verify import verifier, verify
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from redactor.detect.base import Detector, register
+from redactor.geometry import iou_matrix
 from redactor.detect.runtime import compile_file
-from redactor.track.tracker import iou_matrix
 from redactor.types import Detections
 
 

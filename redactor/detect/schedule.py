@@ -29,6 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from redactor import geometry
 from redactor.detect.base import Detector, merge_union
 from redactor.types import Detections
 
@@ -72,7 +73,7 @@ class Schedule:
     def _second_opinion(self, image: np.ndarray, found: Detections, from_size: float = 0.0) -> Detections:
         """Finds in the unsure band, `from_size` px or larger, start tracks only if the sweep confirms them."""
         unsure = (found.confidence >= self.start) & (found.confidence < self.start + UNSURE_MARGIN)
-        unsure &= np.maximum(found.widths, found.heights) >= from_size
+        unsure &= geometry.sizes(found.xyxy) >= from_size
         if not unsure.any():
             return found
         scores = found.confidence.copy()
@@ -84,7 +85,7 @@ class Schedule:
     def _confirmed(self, image: np.ndarray, box: np.ndarray) -> bool:
         """Whether the sweep detector finds a face centred inside `box` on a crop around it."""
         h, w = image.shape[:2]
-        side = 3.0 * float(max(box[2] - box[0], box[3] - box[1], 1.0))
+        side = 3.0 * max(geometry.size(box), 1.0)
         x0 = int(round((box[0] + box[2] - side) / 2))
         y0 = int(round((box[1] + box[3] - side) / 2))
         x1, y1 = x0 + int(round(side)), y0 + int(round(side))

@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from redactor import geometry
 from redactor.track.tracker import ANCHOR_SECONDS, SMALL_FACE
 from redactor.types import Detections, Frame, PackedFrame
 
@@ -154,7 +155,7 @@ class LookAhead:
                     self._interpolate(tid, box, frame.index)
                 if np.any(velocity):
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
-                elif max(box[2] - box[0], box[3] - box[1]) < self.paint_below:
+                elif geometry.size(box) < self.paint_below:
                     self._first[tid] = (frame.index, box)
             elif tid in self._last_detected and not anchored:
                 self._interpolate(tid, box, frame.index)
@@ -220,14 +221,14 @@ class LookAhead:
         """A slot leaving early: every guess no later detection replaced also gets the last detected box
         grown by the track's speed times the time since, at most one face size each way."""
         for tid, (start, last, speed) in slot.guessed.items():
-            size = float(max(last[2] - last[0], last[3] - last[1]))
+            size = geometry.size(last)
             m = min(speed * (slot.index - start) / self.fps, size)
             slot.add(tid, last + np.array([-m, -m, m, m], np.float32))
         slot.guessed.clear()
         return slot
 
     def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
-        size = float(max(box[2] - box[0], box[3] - box[1]))
+        size = geometry.size(box)
         reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
         for slot in self._slots:
             gap = (index - slot.index) / self.fps
@@ -250,7 +251,7 @@ class LookAhead:
         if since is not None:
             self._unpainted[tid] = (first, start, step)
         end = start if until is None else min(start, until)
-        size = float(max(first[2] - first[0], first[3] - first[1]))
+        size = geometry.size(first)
         for slot in self._slots:
             back = start - slot.index
             if slot.index < end and (since is None or slot.index >= since):

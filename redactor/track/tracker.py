@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from redactor import geometry
 from redactor.track.kalman import KalmanBox
 from redactor.types import Detections
 
@@ -37,18 +38,6 @@ COAST_GROWTH = 1.5
 (the kind that goes unfound for seconds) walking at the camera grows ~1.2 times in 2 s."""
 CHAIN_TOLERANCE = 0.5
 """How far (in face sizes) the middle find of three may sit from the straight, steady line through the others."""
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection-over-union of two xyxy box arrays."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 @dataclass
@@ -144,7 +133,7 @@ class Tracker:
             for k, di in matched.items():
                 tr = self._tracks[k]
                 weak = bool(detections.confidence[di] < self.high)
-                if not weak or t - tr.confident >= ANCHOR_SECONDS or iou_matrix(
+                if not weak or t - tr.confident >= ANCHOR_SECONDS or geometry.iou_matrix(
                         predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
                     tr.kf.update(detections.xyxy[di], faint=weak)
                 if not weak:
@@ -152,7 +141,7 @@ class Tracker:
                 tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
-            size = np.maximum(detections.widths, detections.heights)
+            size = geometry.sizes(detections.xyxy)
             starters = [di for di in high if di not in claimed]
             faint = [di for di in low if di not in claimed] if detected else []
             small_faint = [di for di in faint if size[di] < self.small_below]
@@ -206,7 +195,7 @@ class Tracker:
 
     def _hold(self, track: _Track) -> float:
         box = track.last_box
-        small = max(box[2] - box[0], box[3] - box[1]) < self.small_below and track.hits >= 3
+        small = geometry.size(box) < self.small_below and track.hits >= 3
         return self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
 
     def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
@@ -218,14 +207,13 @@ class Tracker:
         if not boxes or not len(dets):
             return []
         t = np.array(boxes, np.float32)
-        iou = iou_matrix(t, dets)
+        iou = geometry.iou_matrix(t, dets)
         tc = (t[:, :2] + t[:, 2:]) / 2
         dc = (dets[:, :2] + dets[:, 2:]) / 2
-        size = np.maximum(np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]), 1.0)[:, None]
+        size = np.maximum(geometry.sizes(t), 1.0)[:, None]
         dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / size
-        seen = np.array([max(tr.last_box[2] - tr.last_box[0], tr.last_box[3] - tr.last_box[1], 1.0)
-                         for tr in tracks], np.float32)[:, None]
-        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :] / seen
+        seen = np.array([max(geometry.size(tr.last_box), 1.0) for tr in tracks], np.float32)[:, None]
+        dsize = geometry.sizes(dets)[None, :] / seen
         sigma = np.array([tr.kf.position_sigma() for tr in tracks], np.float32)[:, None]
         reach = np.maximum(self.match_gate, 3.0 * sigma / size)
         similar = (dsize > 0.5) & (dsize < 2.0)
@@ -238,8 +226,8 @@ class Tracker:
 def _near(box: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     """Which of `earlier` (a previous pass's finds) could be the face at `box`, nearest first: centres
     within one face size and sizes within a factor of 1.5."""
-    size = max(box[2] - box[0], box[3] - box[1], 1.0)
-    sizes = np.maximum(earlier[:, 2] - earlier[:, 0], earlier[:, 3] - earlier[:, 1])
+    size = max(geometry.size(box), 1.0)
+    sizes = geometry.sizes(earlier)
     dist = np.linalg.norm((earlier[:, :2] + earlier[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
     near = np.flatnonzero((dist <= size) & (sizes < 1.5 * size) & (sizes * 1.5 > size))
     return near[np.argsort(dist[near])]
@@ -257,24 +245,19 @@ def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]]) -> tuple[f
     return earliest
 
 
-def _centre(box: np.ndarray) -> np.ndarray:
-    return (np.asarray(box[:2], np.float64) + np.asarray(box[2:], np.float64)) / 2
-
-
 def _walked(box: np.ndarray, t: float, history: list[tuple[float, np.ndarray]]) -> np.ndarray | None:
     """The motion (px/s) of a faint find that extends a straight, steady line through two earlier faint
     finds of its size at walking pace, from the earliest such find; None if it extends none."""
-    size = float(max(box[2] - box[0], box[3] - box[1], 1.0))
-    steps = [(tf, b) for tf, boxes in history for b in boxes
-             if tf < t and size / 1.5 < max(b[2] - b[0], b[3] - b[1]) < 1.5 * size]
-    here = _centre(box)
+    size = max(geometry.size(box), 1.0)
+    steps = [(tf, b) for tf, boxes in history for b in boxes if tf < t and size / 1.5 < geometry.size(b) < 1.5 * size]
+    here = geometry.centre(box)
     for i, (ta, a) in enumerate(steps):
-        velocity = (here - _centre(a)) / (t - ta)
+        velocity = (here - geometry.centre(a)) / (t - ta)
         if np.hypot(*velocity) > WALK_SPEED * size:
             continue
         for tb, b in steps[i + 1:]:
-            on_line = _centre(a) + velocity * (tb - ta)
-            if ta < tb and np.hypot(*(_centre(b) - on_line)) <= CHAIN_TOLERANCE * size:
+            on_line = geometry.centre(a) + velocity * (tb - ta)
+            if ta < tb and np.hypot(*(geometry.centre(b) - on_line)) <= CHAIN_TOLERANCE * size:
                 return velocity
     return None
 

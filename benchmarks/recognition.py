@@ -35,7 +35,7 @@ import numpy as np
 from benchmarks.score import compare_face
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
 from redactor.detect import create_detector
-from redactor.jobs import redact_file
+from redactor.files.jobs import redact_file
 from redactor.pipeline import Pipeline, RedactSettings
 from redactor.recognise import MatchPolicy, build_recogniser
 from redactor.recognise.embedder import Embedder

@@ -15,7 +15,8 @@ import pytest
 
 from redactor.errors import InputError, OutputError
 from redactor.media.atomic import atomic_path, check_writable
-from redactor.media.sink import EncodeSettings, ImageSink, VideoSink, is_image_path
+from redactor.media.formats import is_image_path
+from redactor.media.sink import EncodeSettings, ImageSink, VideoSink
 from redactor.media.source import FileSource
 from redactor.types import Frame
 from tests.helpers import encode_video, portrait, read_video

@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from redactor.cli import main
 from redactor.detect.base import Detector
 from redactor.errors import VerificationFailed
-from redactor.jobs import redact_file
+from redactor.files.jobs import redact_file
 from redactor.media.atomic import atomic_path
 from redactor.pipeline import Pipeline
 from redactor.types import Detections

@@ -22,7 +22,7 @@ from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip, render_
 from redactor.detect import Detector
 from redactor.detect.schedule import Schedule
 from redactor.errors import ProcessingError
-from redactor.jobs import redact_file
+from redactor.files.jobs import redact_file
 from redactor.media.sink import EncodeSettings, VideoSink
 from redactor.pipeline import Pipeline, RunStats
 from redactor.types import Detections

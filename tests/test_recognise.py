@@ -330,7 +330,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory):
 def test_done_when_watchlist_person_clear_strangers_masked(scene) -> None:
     """obama.jpg enrolled (consent); obama2/obama3 walk among strangers: >= 90% clear, strangers never."""
     from benchmarks.recognition import WATCHLIST_PHOTOS, clear_by_track
-    from redactor.jobs import redact_file
+    from redactor.files.jobs import redact_file
     from redactor.pipeline import Pipeline, RedactSettings
 
     folder, key_file, watchlist, clip, gt = scene
@@ -350,7 +350,7 @@ def test_done_when_watchlist_person_clear_strangers_masked(scene) -> None:
 @pytest.mark.integration
 def test_alert_only_blurs_everyone_and_alerts(scene) -> None:
     from benchmarks.recognition import clear_by_track
-    from redactor.jobs import redact_file
+    from redactor.files.jobs import redact_file
     from redactor.pipeline import Pipeline, RedactSettings
 
     folder, key_file, watchlist, clip, gt = scene
@@ -366,7 +366,7 @@ def test_alert_only_blurs_everyone_and_alerts(scene) -> None:
 
 @pytest.mark.integration
 def test_without_a_watchlist_nobody_is_embedded(scene, monkeypatch: pytest.MonkeyPatch) -> None:
-    from redactor.jobs import redact_file
+    from redactor.files.jobs import redact_file
     from redactor.pipeline import Pipeline, RedactSettings
     from redactor.recognise.embedder import Embedder
 

@@ -59,7 +59,7 @@ def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: py
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks.recognition import enrolled_watchlist, watchlist_scene
     from benchmarks.synth import make_clip
-    from redactor.jobs import redact_file
+    from redactor.files.jobs import redact_file
     from redactor.media.sink import VideoSink
     from redactor.pipeline import Pipeline, RedactSettings
     from redactor.recognise.keys import load_key

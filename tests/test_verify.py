@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from benchmarks.score import score
 from benchmarks.synth import GroundTruth
 from redactor.cli import main
-from redactor.jobs import redact_file
+from redactor.files.jobs import redact_file
 from redactor.media.sink import EncodeSettings
 from redactor.pipeline import Pipeline
 from redactor.geometry import iou_matrix
-from redactor.verify import verifier, verify
+from redactor.files.verify import verifier, verify
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from redactor.batch.chunks import Chunk, Probe, WindowSink, chunk_frames, join, overlap_seconds, plan, probe
 from redactor.batch.manifest import file_sha256
 from redactor.errors import RedactorError
-from redactor.jobs import redact_file
+from redactor.files.jobs import redact_file
 from redactor.media.atomic import atomic_path
 from redactor.media.sink import VideoSink
 from redactor.media.source import FileSource

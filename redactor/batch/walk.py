@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from redactor.errors import InputError, OutputError
-from redactor.jobs import MEDIA_EXTENSIONS
+from redactor.media.formats import is_media_path
 
 BATCH_PREFIX = ".redactor-batch"
 """Everything the batch keeps in DST (manifest, lock, staging) starts with this, so the walk never picks it up."""
@@ -54,7 +54,7 @@ def walk(src: Path, dst: Path, include: tuple[str, ...] = (), exclude: tuple[str
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != dst_real)
         for name in sorted(files):
             path = here / name
-            if name.startswith(".") or path.suffix.lower() not in MEDIA_EXTENSIONS:
+            if not is_media_path(path):
                 continue
             rel = path.relative_to(src_real).as_posix()
             if include and not _matches(rel, include):

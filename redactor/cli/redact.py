@@ -10,12 +10,12 @@ from tqdm import tqdm
 
 from redactor.cli import reports_errors
 from redactor.cli.models import models_dir_option
-from redactor.jobs import plan_outputs, redact_file
+from redactor.files.jobs import plan_outputs, redact_file
 from redactor.media.sink import EncodeSettings
 from redactor.cli.options import finite, setting_option, setting_options, settings_from_options
 from redactor.pipeline import Pipeline
 from redactor.settings import THOROUGH_SCALE
-from redactor.verify import verifier as build_verifier
+from redactor.files.verify import verifier as build_verifier
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))

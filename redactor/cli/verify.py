@@ -13,7 +13,7 @@ from redactor.cli.models import models_dir_option
 from redactor.cli.options import finite
 from redactor.settings import knobs
 from redactor.errors import VerificationFailed
-from redactor.verify import verifier, verify as run_verify
+from redactor.files.verify import verifier, verify as run_verify
 
 
 @click.command()

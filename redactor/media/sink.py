@@ -14,7 +14,6 @@ from redactor.errors import OutputError
 from redactor.media.source import VideoInfo
 from redactor.types import Frame
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _CRF_CODECS = {"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 _PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
 
@@ -27,10 +26,6 @@ class EncodeSettings:
     crf: int = 20
     preset: str = "veryfast"
     keep_audio: bool = True
-
-
-def is_image_path(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _why(exc: Exception) -> str:

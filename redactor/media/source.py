@@ -13,9 +13,9 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from redactor.errors import InputError
+from redactor.media.formats import IMAGE_FORMATS
 from redactor.types import Frame
 
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif", "image2pipe"}
 MAX_PICTURE = (7680, 4320)
 """The largest picture redactor decodes, in pixels (width, height; the limit is on their product, 33.2 Mpx):
 8K UHD, the largest frame a camera or archive plausibly holds. Memory grows with the picture: one 8K still

@@ -21,12 +21,10 @@ import av
 import numpy as np
 
 from redactor.errors import InputError
-from redactor.jobs import MEDIA_EXTENSIONS
-from redactor.media.sink import IMAGE_EXTENSIONS
+from redactor.media.formats import VIDEO_EXTENSIONS
 from redactor.media.source import FileSource, open_video, rgb_upright
 from redactor.sar.request import SubjectRequest
 
-VIDEO_EXTENSIONS = frozenset(MEDIA_EXTENSIONS - IMAGE_EXTENSIONS)
 FILE_NAME_PATTERN = re.compile(r"(?P<camera>[^_]+)_(?P<day>\d{8})_(?P<time>\d{6})(?!\d)")
 
 

@@ -14,14 +14,11 @@ from redactor import __version__
 from redactor.detect.base import Detector
 from redactor.errors import InputError, OutputError, VerificationFailed
 from redactor.media.atomic import atomic_path, check_writable
-from redactor.media.sink import EncodeSettings, ImageSink, VideoSink, is_image_path
+from redactor.media.formats import is_image_path, is_media_path
+from redactor.media.sink import EncodeSettings, ImageSink, VideoSink
 from redactor.media.source import FileSource
 from redactor.pipeline import FrameRecord, Pipeline, RunStats
-from redactor.verify import verify
-
-MEDIA_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
-                    ".3gp", ".mxf", ".h264", ".h265", ".hevc"} | {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
+from redactor.files.verify import verify
 
 def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     """Pair every input file with its output path; folders are walked and mirrored under `output`."""
@@ -37,7 +34,7 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     for p in inputs:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS and not f.name.startswith("."):
+                if f.is_file() and is_media_path(f):
                     pairs.append((f, output / p.name / f.relative_to(p)))
         else:
             pairs.append((p, output / p.name))

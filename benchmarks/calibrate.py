@@ -84,7 +84,7 @@ from tqdm import tqdm
 
 from benchmarks import speed
 from benchmarks.recall import BANDS, FRESH_SEED_MIN, MIN_VISIBLE, REAL_DIR, SPLIT, fresh_spec, load_real_truth
-from benchmarks.synth import BACKGROUNDS, GroundTruth, GTBox, _night_ir, make_clip
+from benchmarks.synth import BACKGROUNDS, GroundTruth, GTBox, ir_picture, make_clip
 from redactor.detect import Schedule, TiledDetector, create_detector
 from redactor.detect.base import Detector, nms
 from redactor.models import ModelSpec, cached_status, fetch_model, models_dir
@@ -271,7 +271,7 @@ class Material:
                     continue
                 image = vf.to_ndarray(format="rgb24")
                 if self.ir_seed is not None:
-                    grey = _night_ir(image.astype(np.float32), np.random.default_rng([self.ir_seed, 2, index]))
+                    grey = ir_picture(image.astype(np.float32), np.random.default_rng([self.ir_seed, 2, index]))
                     image = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
                 yield index, image, index % self.step == 0
 

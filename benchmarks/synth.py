@@ -471,7 +471,7 @@ def _draw_pole(frame: np.ndarray, pole: _Pole) -> None:
         frame[:, x0:x1] = _pole_texture(h, x1 - x0)
 
 
-def _night_ir(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def ir_picture(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """What a cheap camera sees under IR light: grey, washed out, flat and grainy."""
     grey = frame @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     grey = 55 + 0.45 * grey + rng.normal(0, 6, size=grey.shape).astype(np.float32)
@@ -493,7 +493,7 @@ def render_frames(spec: ClipSpec) -> Iterator[tuple[np.ndarray, list[GTBox]]]:
         for pole in poles:
             _draw_pole(frame, pole)
         if spec.night_ir:
-            frame = _night_ir(frame, np.random.default_rng([spec.seed, 2, t]))
+            frame = ir_picture(frame, np.random.default_rng([spec.seed, 2, t]))
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8), _frame_boxes(spec, layers, poles, t)
 
 
@@ -528,7 +528,7 @@ def make_clip(spec: ClipSpec, path: str | Path, *, audio: bool = False, crf: int
             frame.pts, frame.time_base = t, tb
             out.mux(video.encode(frame))
             if sound is not None:
-                samples_done = _mux_tone(out, sound, samples_done, (t + 1) * _AUDIO_RATE // spec.fps)
+                samples_done = mux_tone(out, sound, samples_done, (t + 1) * _AUDIO_RATE // spec.fps)
         out.mux(video.encode(None))
         if sound is not None:
             out.mux(sound.encode(None))
@@ -538,7 +538,7 @@ def make_clip(spec: ClipSpec, path: str | Path, *, audio: bool = False, crf: int
     return GroundTruth.load(f"{path}.gt.json")
 
 
-def _mux_tone(out: av.container.OutputContainer, stream: av.AudioStream, done: int, until: int) -> int:
+def mux_tone(out: av.container.OutputContainer, stream: av.AudioStream, done: int, until: int) -> int:
     """Encode a 440 Hz tone up to sample `until`, in AAC-sized 1024-sample frames."""
     while done + 1024 <= until:
         n = np.arange(done, done + 1024)

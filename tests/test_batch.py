@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.synth import ClipSpec, FaceSpec, GTBox, _mux_tone, render_frames, tiny_test_clip
+from benchmarks.synth import ClipSpec, FaceSpec, GTBox, mux_tone, render_frames, tiny_test_clip
 from redactor.batch import BatchOptions, run_batch
 from redactor.batch.chunks import Chunk, Probe, plan
 from redactor.batch.engines import Engine
@@ -77,7 +77,7 @@ def encode_clip(spec: ClipSpec, path: Path, gop: int = 12, drop: frozenset[int] 
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = t, tb
             out.mux(video.encode(frame))
-            done = _mux_tone(out, sound, done, (t + 1) * 48000 // spec.fps)
+            done = mux_tone(out, sound, done, (t + 1) * 48000 // spec.fps)
             boxes.append(gt)
         out.mux(video.encode(None))
         out.mux(sound.encode(None))

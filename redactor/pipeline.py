@@ -25,9 +25,9 @@ from redactor.detect import build_schedule
 from redactor.errors import ProcessingError, RedactorError
 from redactor.mask.masker import Masker
 from redactor.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
-from redactor.track.lookahead import LookAhead, Slot
+from redactor.track.lookahead import LookAhead
 from redactor.track.tracker import Tracker
-from redactor.types import Detections, Frame, Regions
+from redactor.types import Detections, Frame, MaskPlan, Regions
 
 
 class Recogniser(Protocol):
@@ -151,8 +151,8 @@ class StreamState:
         self._since_sweep = self.sweep_period - 1  # the first frame gets a sweep
         self.last_sweep_index = -1
 
-    def push(self, frame: Frame, lock: threading.Lock | None = None, sweep: bool | None = None) -> list[Slot]:
-        """Fold in one frame; returns the slots that left the look-ahead buffer.
+    def push(self, frame: Frame, lock: threading.Lock | None = None, sweep: bool | None = None) -> list[MaskPlan]:
+        """Fold in one frame; returns the plans of the frames that left the look-ahead buffer.
 
         By default the sweep runs on every k-th frame pushed; a live filter decides
         itself from its time budget (putting the sweep off when short of time, or
@@ -190,11 +190,11 @@ class StreamState:
         """Whether the next frame pushed gets the expensive sweep (a live filter budgets time for it)."""
         return self._since_sweep + 1 >= self.sweep_period
 
-    def due(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
-        """Release the oldest held frames for which `is_due` says time is up (a live latency budget)."""
+    def due(self, is_due: Callable[[int], bool]) -> list[MaskPlan]:
+        """Release the oldest held frames whose index `is_due` says is out of time (a live latency budget)."""
         return self.lookahead.release(is_due)
 
-    def flush(self) -> list[Slot]:
+    def flush(self) -> list[MaskPlan]:
         return self.lookahead.flush()
 
 
@@ -252,25 +252,25 @@ class Pipeline:
             lookahead = LookAhead(round(seconds * fps) if lookahead_frames is None else lookahead_frames, fps)
         return StreamState(self, fps, stats, lookahead)
 
-    def slots(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[Slot]:
+    def plans(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[MaskPlan]:
         """Detect, track and look ahead; yields frames in order with every box to mask."""
         state = self.stream(fps, stats)
         for frame in frames:
             yield from state.push(frame)
         yield from state.flush()
 
-    def regions(self, slot: Slot, extra: Mapping[int, np.ndarray] | None = None) -> Regions:
+    def regions(self, plan: MaskPlan, extra: Mapping[int, np.ndarray] | None = None) -> Regions:
         """Every box of every track, unless the recogniser's evidence shows that track's face clear in this very
         frame, plus any `extra` boxes forced onto this frame (e.g. faces a verifier found still clear)."""
-        if slot.failure:
-            return Regions.everything(slot.failure)
-        keep = list(slot.boxes)
+        if plan.failure:
+            return Regions.everything(plan.failure)
+        keep = list(plan.boxes)
         if self.recogniser is not None:
-            keep = [b for b, owner in zip(slot.boxes, slot.owners) if not self.recogniser.reveals(owner, slot.index)]
-        if extra is not None and slot.frame.index in extra:
-            keep.extend(np.asarray(extra[slot.frame.index], np.float32).reshape(-1, 4))
+            keep = [b for b, owner in zip(plan.boxes, plan.owners) if not self.recogniser.reveals(owner, plan.index)]
+        if extra is not None and plan.frame.index in extra:
+            keep.extend(np.asarray(extra[plan.frame.index], np.float32).reshape(-1, 4))
         boxes = np.array(keep, np.float32).reshape(-1, 4)
-        return self.masker.regions(boxes, slot.frame.width, slot.frame.height)
+        return self.masker.regions(boxes, plan.frame.width, plan.frame.height)
 
     def run(self, frames: Iterable[Frame], sink: FrameSink, fps: float,
             on_frame: Callable[[FrameRecord], None] | None = None,
@@ -293,14 +293,14 @@ class Pipeline:
 
         def write() -> None:
             while True:
-                slot = _get(final, stop)
-                if slot is _END:
+                plan = _get(final, stop)
+                if plan is _END:
                     return
                 t0 = time.perf_counter()
-                regions = self.regions(slot, extra)
-                image = self.masker.apply(slot.frame.image, regions)
+                regions = self.regions(plan, extra)
+                image = self.masker.apply(plan.frame.image, regions)
                 t1 = time.perf_counter()
-                sink.write(slot.frame, image)
+                sink.write(plan.frame, image)
                 stats.seconds["mask"] += t1 - t0
                 stats.seconds["encode"] += time.perf_counter() - t1
                 stats.frames += 1
@@ -308,7 +308,7 @@ class Pipeline:
                     _trim_heap()
                 stats.whole_frame += int(regions.whole_frame)
                 if on_frame is not None:
-                    on_frame(FrameRecord(slot.frame.index, slot.frame.pts, sorted(set(slot.tracks)),
+                    on_frame(FrameRecord(plan.frame.index, plan.frame.pts, sorted(set(plan.tracks)),
                                          regions.boxes.tolist(), regions.whole_frame, regions.reason))
 
         def incoming() -> Iterator[Frame]:
@@ -322,8 +322,8 @@ class Pipeline:
         for st in stages:
             st.start()
         try:
-            for slot in self.slots(incoming(), fps, stats):
-                _put(final, slot, stop)
+            for plan in self.plans(incoming(), fps, stats):
+                _put(final, plan, stop)
             _put(final, _END, stop)
         except BaseException:
             stop.set()

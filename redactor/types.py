@@ -6,7 +6,8 @@ and a malformed value is caught where it is made, not three stages later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from fractions import Fraction
 from typing import Any
 
@@ -67,6 +68,10 @@ class Frame:
     def packed_bytes(self) -> int:
         return self.width * self.height * 3 // 2
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes)
+
     def pack(self) -> PackedFrame:
         """The frame as YUV 4:2:0, half the bytes of RGB, for a frame that waits (the look-ahead holds a
         second or more of them). The round trip moves a 1080p frame's pixels by 0.02 (luma) and 0.07
@@ -87,6 +92,10 @@ class PackedFrame:
     pts: int | None = None
     time_base: Fraction | None = None
     source: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.yuv.nbytes)
 
     def unpack(self) -> Frame:
         return Frame(self.index, cv2.cvtColor(self.yuv, cv2.COLOR_YUV2RGB_I420), self.pts, self.time_base,
@@ -204,3 +213,44 @@ class Regions:
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
+
+
+@dataclass(frozen=True)
+class MaskPlan:
+    """A frame leaving the look-ahead: every box to mask on it with the track behind each, or why the whole
+    frame must be masked. Built once, when the frame is released; a later stage that must mask more (the
+    live filter's timing checks) makes a new plan with `failing`, so no stage changes what another read.
+
+    Boxes are not checked for sense here: the masker is the last stage and masks the whole frame for an
+    impossible one, so it must see it.
+    """
+
+    held: Frame | PackedFrame
+    boxes: tuple[np.ndarray, ...] = ()
+    owners: tuple[int, ...] = ()
+    failure: str = ""
+
+    def __post_init__(self) -> None:
+        boxes = tuple(_readonly(np.asarray(b, np.float32).reshape(4)) for b in self.boxes)
+        owners = tuple(int(o) for o in self.owners)
+        if len(owners) != len(boxes):
+            raise ValueError(f"{len(owners)} owners for {len(boxes)} boxes")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "owners", owners)
+
+    @property
+    def index(self) -> int:
+        return self.held.index
+
+    @cached_property
+    def frame(self) -> Frame:
+        """The pixels as a Frame, unpacked on first use: in whichever thread masks it."""
+        return self.held.unpack() if isinstance(self.held, PackedFrame) else self.held
+
+    @property
+    def tracks(self) -> list[int]:
+        return sorted(set(self.owners))
+
+    def failing(self, reason: str) -> MaskPlan:
+        """This plan with the whole frame to be masked; a reason it already has is kept."""
+        return self if self.failure else replace(self, failure=reason)

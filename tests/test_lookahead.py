@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.track.lookahead import LookAhead, Slot
-from redactor.types import Detections, Frame, PackedFrame
+from redactor.track.lookahead import LookAhead
+from redactor.types import Detections, Frame, MaskPlan
 
 FPS = 10.0
 IMAGE = np.zeros((8, 8, 3), np.uint8)
@@ -54,8 +54,7 @@ def test_held_frames_wait_packed_and_leave_as_the_same_picture() -> None:
     buffer = LookAhead(5, FPS)
     for i, image in enumerate(smooth):
         buffer.push(Frame(i, image, pts=i), tracked())
-    held = list(buffer._slots)
-    assert [isinstance(s._frame, PackedFrame) for s in held] == [True, True, True, False]
+    assert buffer.held_bytes == 3 * (16 * 16 * 3 // 2) + 16 * 16 * 3, "three packed frames and the newest as RGB"
     out = buffer.flush()
     assert [(s.frame.index, s.frame.pts) for s in out] == [(i, i) for i in range(4)]
     for slot, image in zip(out, smooth):
@@ -79,24 +78,24 @@ def test_zero_lookahead_releases_every_frame_at_once() -> None:
     box = (10.0, 10.0, 30.0, 30.0)
     out = buffer.push(frame(0), tracked((1, box, False, 1)))
     assert [s.frame.index for s in out] == [0]
-    assert out[0].owners == [1]
+    assert out[0].owners == (1,)
     np.testing.assert_allclose(out[0].boxes[0], box)
 
 
 def test_new_track_is_painted_back_over_the_held_frames() -> None:
     buffer = LookAhead(4, FPS)
-    released: list[Slot] = []
+    released: list[MaskPlan] = []
     for i in range(6):
         released += buffer.push(frame(i), tracked())
     box = np.array([40.0, 20.0, 60.0, 50.0], np.float32)
     released += buffer.push(frame(6), tracked((7, tuple(box), False, 1)))
     released += buffer.flush()
     by_index = {s.frame.index: s for s in released}
-    assert by_index[0].boxes == [] and by_index[1].boxes == [], "frames already gone cannot be backfilled"
+    assert by_index[0].boxes == () and by_index[1].boxes == (), "frames already gone cannot be backfilled"
     margins = []
     for i in range(2, 6):
         slot = by_index[i]
-        assert slot.owners == [7] and slot.tracks == [7], f"frame {i} is held: it must carry track 7"
+        assert slot.owners == (7,) and slot.tracks == [7], f"frame {i} is held: it must carry track 7"
         assert contains(slot.boxes[0], box)
         margins.append(float(box[0] - slot.boxes[0][0]))
     assert margins == sorted(margins, reverse=True) and margins[-1] > 0, "older frames get wider margins"
@@ -125,7 +124,7 @@ def test_gap_between_two_detections_is_interpolated() -> None:
     buffer = LookAhead(5, FPS)
     first, last = np.array([10.0, 10.0, 30.0, 30.0]), np.array([50.0, 30.0, 70.0, 50.0])
     guess = (0.0, 0.0, 90.0, 90.0)
-    released: list[Slot] = []
+    released: list[MaskPlan] = []
     released += buffer.push(frame(0), tracked((3, tuple(first), False, 1)))
     for i in (1, 2, 3):
         released += buffer.push(frame(i), tracked((3, guess, True, 1)))
@@ -133,7 +132,7 @@ def test_gap_between_two_detections_is_interpolated() -> None:
     released += buffer.flush()
     for slot in released[1:4]:
         a = slot.frame.index / 4
-        assert slot.owners == [3, 3]
+        assert slot.owners == (3, 3)
         np.testing.assert_allclose(slot.boxes[0], guess)
         np.testing.assert_allclose(slot.boxes[1], first * (1 - a) + last * a, rtol=1e-6)
     assert len(released[0].boxes) == 1 and len(released[4].boxes) == 1
@@ -161,8 +160,8 @@ def test_owners_follow_each_box() -> None:
     buffer.push(frame(0), tracked((1, (0.0, 0.0, 10.0, 10.0), False, 1)))
     buffer.push(frame(1), tracked((1, (1.0, 0.0, 11.0, 10.0), False, 2), (2, (50.0, 50.0, 60.0, 60.0), False, 1)))
     slots = buffer.flush()
-    assert slots[0].owners == [1, 2], "track 2 was backfilled onto frame 0"
-    assert slots[1].owners == [1, 2]
+    assert slots[0].owners == (1, 2), "track 2 was backfilled onto frame 0"
+    assert slots[1].owners == (1, 2)
     assert len(slots[0].boxes) == len(slots[0].owners)
     assert slots[0].tracks == [1, 2]
 
@@ -172,8 +171,8 @@ def test_a_coasting_track_is_neither_backfilled_nor_interpolated() -> None:
     buffer.push(frame(0), tracked())
     buffer.push(frame(1), tracked((4, (5.0, 5.0, 15.0, 15.0), True, 1)))
     slots = buffer.flush()
-    assert slots[0].boxes == []
-    assert slots[1].owners == [4]
+    assert slots[0].boxes == ()
+    assert slots[1].owners == (4,)
 
 
 def test_failure_reason_is_kept() -> None:
@@ -197,7 +196,7 @@ def test_a_face_turning_back_is_covered_in_frames_released_before_the_next_detec
         sweep = k % 5 == 0
         found = Detections(faces[k][None].astype(np.float32), [0.9]) if sweep else Detections.empty()
         released += buffer.push(frame(k), tracker.update(found, k / fps, detected=sweep))
-        released += buffer.release(lambda f: f.index <= k - 2)  # two frames held: no next sweep in time
+        released += buffer.release(lambda index: index <= k - 2)  # two frames held: no next sweep in time
     released += buffer.flush()
     assert [s.frame.index for s in released] == list(range(19))
     for slot in released:
@@ -216,7 +215,7 @@ def test_a_jump_to_another_face_keeps_the_guesses_of_the_frames_between() -> Non
     look.push(frame(0), tracked((7, small, False, 2)))
     look.push(frame(1), tracked((7, (372, 73, 415, 117), True, 2)))
     look.push(frame(2), tracked((7, (397, 97, 472, 191), False, 3)))
-    held = look.release(lambda f: f.index <= 1)[1]
+    held = look.release(lambda index: index <= 1)[1]
     assert any((b[:2] <= small[:2]).all() and (b[2:] >= small[2:]).all() for b in held.boxes)
 
 
@@ -226,18 +225,18 @@ def test_a_plausible_next_detection_replaces_the_guess() -> None:
     look.push(frame(0), tracked((7, (100, 100, 140, 140), False, 2)))
     look.push(frame(1), tracked((7, (130, 130, 170, 170), True, 2)))
     look.push(frame(2), tracked((7, (104, 104, 144, 144), False, 3)))
-    held = look.release(lambda f: f.index <= 1)[1]
+    held = look.release(lambda index: index <= 1)[1]
     assert len(held.boxes) == 2  # the coasting box and the interpolated one
 
 
 def walk(buffer: LookAhead, size: float, first_found: int, second_found: int, frames: int,
          step: float = -8.0, faint_second: bool = False, faint_first: bool = False
-         ) -> tuple[dict[int, Slot], dict[int, np.ndarray]]:
+         ) -> tuple[dict[int, MaskPlan], dict[int, np.ndarray]]:
     """A face `size` px wide walking `step` px per frame from x = 1200; detected only at the two given frames
     (first hit, second hit, either of which may be faint), coasting in between and after."""
     faces = {k: np.array([1200 + step * k, 300.0, 1200 + step * k + size, 300.0 + size], np.float32)
              for k in range(frames)}
-    released: list[Slot] = []
+    released: list[MaskPlan] = []
     for k in range(frames):
         if k < first_found:
             seen = tracked()
@@ -272,7 +271,7 @@ def test_a_track_that_starts_with_its_motion_is_painted_back_along_it_at_once() 
     """The tracker starts a faint walker's track with the motion its earlier faint finds gave: every held
     frame gets the box moved back along it on that frame, before any second detection."""
     buffer = LookAhead(25, 25.0)
-    released: list[Slot] = []
+    released: list[MaskPlan] = []
     for k in range(25):
         released += buffer.push(frame(k), tracked())
     start = Detections(np.array([[1030, 250, 1052, 272]], np.float32), np.ones(1, np.float32), np.array([1]),
@@ -331,7 +330,7 @@ def test_a_repeated_faint_find_is_painted_back_along_its_motion_only_near_it_unt
 def test_paint_back_waits_for_a_second_detection_far_enough_apart() -> None:
     """One frame apart, a box's jitter would be read as motion: nothing is painted back from that pair."""
     slots, faces = walk(LookAhead(25, 25.0), 26.0, first_found=15, second_found=16, frames=18)
-    assert all(slots[k].boxes == [] for k in range(0, 2)), "frames over 0.5 s before the first detection"
+    assert all(slots[k].boxes == () for k in range(0, 2)), "frames over 0.5 s before the first detection"
     assert not any(contains(b, faces[3]) for b in slots[3].boxes)
 
 
@@ -339,5 +338,5 @@ def test_large_faces_are_painted_back_briefly_and_not_along_their_motion() -> No
     """A 120 px face is seen by the every-frame detector as soon as it shows: its first box goes back 0.2 s
     (5 frames at 25 fps), not 0.5 s, and no motion is painted back."""
     slots, _ = walk(LookAhead(25, 25.0), 120.0, first_found=15, second_found=20, frames=30)
-    assert all(slots[k].boxes == [] for k in range(10)), "painted back more than 0.2 s"
-    assert all(slots[k].owners == [5] for k in range(10, 15))
+    assert all(slots[k].boxes == () for k in range(10)), "painted back more than 0.2 s"
+    assert all(slots[k].owners == (5,) for k in range(10, 15))

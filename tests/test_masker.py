@@ -11,8 +11,7 @@ import pytest
 
 from redactor.mask.masker import Masker
 from redactor.pipeline import Pipeline
-from redactor.track.lookahead import Slot
-from redactor.types import Frame
+from redactor.types import Frame, MaskPlan
 from tests.helpers import detail_left, portrait
 
 FACE_WIDTH = 320
@@ -31,10 +30,8 @@ def test_a_box_nobody_can_draw_masks_the_whole_frame(pipeline: Pipeline, shared_
     """Whatever an upstream stage hands over, the last stage fails closed: the frame leaves masked whole,
     and says why (the report and the fail-closed counters read `Regions.whole_frame`)."""
     image, face = portrait("obama", FACE_WIDTH)
-    slot = Slot(Frame(0, image))
-    slot.add(1, np.array(face, np.float32))  # the real face, found
-    slot.add(2, np.array(box, np.float32))  # what a broken stage might add
-    regions = pipeline.regions(slot)
+    plan = MaskPlan(Frame(0, image), (np.array(face, np.float32), np.array(box, np.float32)), (1, 2))  # found; broken
+    regions = pipeline.regions(plan)
     assert regions.whole_frame and regions.reason == "impossible box"
     out = pipeline.masker.apply(image, regions)
     assert detail_left(image, out) < 0.05

@@ -47,8 +47,8 @@ from redactor.pipeline import Pipeline, RunStats, StreamState
 from redactor.stream.metrics import LatencyWindow, StreamMetrics
 from redactor.stream.outputs import TIME_BASE, LiveEncoder, LiveEncodeSettings, PacketOutput
 from redactor.stream.source import LiveSource
-from redactor.track.lookahead import BACKFILL_SECONDS, Slot
-from redactor.types import Frame
+from redactor.track.lookahead import BACKFILL_SECONDS
+from redactor.types import Frame, MaskPlan
 
 log = logging.getLogger("redactor.stream")
 
@@ -96,8 +96,8 @@ class LiveFilter:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._inbox: deque[Frame] = deque()
-        self._bypass: deque[Slot] = deque()
-        self._ready: deque[Slot] = deque()  # fail-closed slots that left the look-ahead before they were due
+        self._bypass: deque[MaskPlan] = deque()
+        self._ready: deque[MaskPlan] = deque()  # fail-closed plans that left the look-ahead before they were due
         self._t0 = time.monotonic()
         self._taken: dict[int, int] = {}  # frame index -> when the camera took it (pts on TIME_BASE), until sent
         self._state: StreamState | None = None
@@ -220,9 +220,8 @@ class LiveFilter:
     def _warm_up_masks(self) -> None:
         """Load the mask kernels before the first frame, whose latency would otherwise pay for it."""
         frame = Frame(0, np.zeros((64, 64, 3), np.uint8))
-        slot = Slot(frame)
-        slot.add(0, np.array([8, 8, 40, 40], np.float32))
-        self.pipeline.masker.apply(frame.image, self.pipeline.regions(slot))
+        plan = MaskPlan(frame, (np.array([8, 8, 40, 40], np.float32),), (0,))
+        self.pipeline.masker.apply(frame.image, self.pipeline.regions(plan))
 
     def _guard(self, body: Callable[[], None], on_error: Callable[[BaseException], None] | None = None
                ) -> Callable[[], None]:
@@ -258,7 +257,7 @@ class LiveFilter:
                 if ahead:
                     self._ahead_upto = frame.index
                 if self._stalled or self._worker_dead:
-                    self._bypass.append(Slot(frame, failure=self._fail_reason()))
+                    self._bypass.append(MaskPlan(frame, failure=self._fail_reason()))
                 else:
                     self._inbox.append(frame)
                     limit = max(2, int(self.settings.latency_ms / 1000 * self._fps) + 1)
@@ -305,7 +304,7 @@ class LiveFilter:
                         break
                     self._wake.wait(0.1)
                 frame = self._inbox.popleft()
-                started, arrival = time.monotonic(), self._arrival(frame)
+                started, arrival = time.monotonic(), self._arrival(frame.index)
                 sweep_cost, cheap_cost = min(took[True], cap[True]), min(took[False], cap[False])
                 # A frame too old for the sweep gets the cheap pass and the sweep moves to the next frame;
                 # one too old even for that is dropped, never sent late. The sweep must also end before
@@ -328,8 +327,8 @@ class LiveFilter:
                 if state.last_sweep_index == frame.index:
                     self._sweeps.append(frame.index)
                 self._held += 1 - len(released)
-                for slot in released:  # none, with the room waited for above; one would leave before it is due
-                    slot.failure = slot.failure or "left the look-ahead early"
+                # None, with the room waited for above; one would leave before it is due.
+                released = [plan.failing("left the look-ahead early") for plan in released]
                 self._ready.extend(released)
                 self._m["tracks"].set(self.stats.tracks)
                 self._failures.append(self.stats.detector_failures > failures)
@@ -353,12 +352,12 @@ class LiveFilter:
         self._sweeps.clear()
         return self._state
 
-    def _arrival(self, frame: Frame) -> float:
+    def _arrival(self, index: int) -> float:
         """When the camera took the frame, on our monotonic clock (see CaptureClock): ages count from it."""
-        return self._t0 + self._taken[frame.index] * float(TIME_BASE)
+        return self._t0 + self._taken[index] * float(TIME_BASE)
 
-    def _judge(self, slots: list[Slot]) -> None:
-        """Called with the lock held, on the slots the state just released when due. Each keeps its regions
+    def _judge(self, plans: list[MaskPlan]) -> list[MaskPlan]:
+        """Called with the lock held, on the plans the state just released when due. Each keeps its regions
         only if a sweep that completed while it was held ran on it or on a frame at most BACKFILL_SECONDS
         after it (as far as a first find is painted back at once), and if neither it nor any frame read
         after it came ahead of the stream's pace. Otherwise it goes fully blurred: a small face that
@@ -369,23 +368,24 @@ class LiveFilter:
         between two sweeps than a track follows, and a faint find is never confirmed in time."""
         state = self._state
         sweeps = (*self._sweeps, state.last_sweep_index)
-        for slot in slots:
-            if slot.failure:
-                continue
+        judged = []
+        for plan in plans:
             if state.last_sweep_index < 0:
-                slot.failure = "no sweep yet"
-            elif self._ahead_upto >= slot.index:
-                slot.failure = "input faster than real time"
-            elif not any(0 <= (s - slot.index) / state.lookahead.fps <= BACKFILL_SECONDS for s in sweeps):
-                slot.failure = "no sweep after it in time"
-        while slots and self._sweeps and self._sweeps[0] < slots[-1].index:  # no later frame needs those
+                plan = plan.failing("no sweep yet")
+            elif self._ahead_upto >= plan.index:
+                plan = plan.failing("input faster than real time")
+            elif not any(0 <= (s - plan.index) / state.lookahead.fps <= BACKFILL_SECONDS for s in sweeps):
+                plan = plan.failing("no sweep after it in time")
+            judged.append(plan)
+        while plans and self._sweeps and self._sweeps[0] < plans[-1].index:  # no later frame needs those
             self._sweeps.popleft()
+        return judged
 
     def _write(self) -> None:
         next_stats = time.monotonic() + self.settings.stats_every
         # Fail-closed frames wait like detected ones, so neither overtakes the other.
-        def due(frame: Frame) -> bool:
-            return now - self._arrival(frame) >= self.settings.hold
+        def due(index: int) -> bool:
+            return now - self._arrival(index) >= self.settings.hold
 
         while not self._stop.is_set():
             now = time.monotonic()
@@ -394,13 +394,12 @@ class LiveFilter:
                 batch = list(self._ready)
                 self._ready.clear()
                 if self._state is not None:
-                    released = self._state.due(due)
-                    self._judge(released)
+                    released = self._judge(self._state.due(due))
                     self._held -= len(released)
                     batch += released
                     if released:
                         self._wake.notify_all()  # the worker may be waiting for room
-                while self._bypass and due(self._bypass[0].frame):
+                while self._bypass and due(self._bypass[0].index):
                     batch.append(self._bypass.popleft())
                 sends = [(slot, self._taken.pop(slot.index)) for slot in sorted(batch, key=lambda s: s.index)]
             for slot, pts in sends:
@@ -418,7 +417,7 @@ class LiveFilter:
         if stuck and not self._stalled:
             self._stalled = True
             self._m["stalled"].set(1)
-            self._bypass.extend(Slot(f, failure=self._fail_reason()) for f in self._inbox)
+            self._bypass.extend(MaskPlan(f, failure=self._fail_reason()) for f in self._inbox)
             self._inbox.clear()
             if self._state is not None:
                 self._state.lookahead.fail_held(self._fail_reason())
@@ -429,7 +428,7 @@ class LiveFilter:
             self._m["stalled"].set(0)
             log.warning("detection recovered", extra={"camera": self.settings.camera, "event": "detector_recovered"})
 
-    def _send(self, slot: Slot, pts: int) -> None:
+    def _send(self, slot: MaskPlan, pts: int) -> None:
         """Mask and send one frame; `pts`: when the camera took it, on the filter's clock."""
         taken = self._t0 + pts * float(TIME_BASE)
         if slot.index <= self._last_index:  # overtaken by fail-closed frames while detection was stuck

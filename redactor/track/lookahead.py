@@ -44,16 +44,16 @@ import numpy as np
 
 from redactor import geometry
 from redactor.track.tracker import ANCHOR_SECONDS, SMALL_FACE
-from redactor.types import Detections, Frame, PackedFrame
+from redactor.types import Detections, Frame, MaskPlan
 
 
-class Slot:
-    """A frame waiting to leave the buffer, with every box that must be masked on it.
+class _Held:
+    """A frame waiting in the buffer, with every box so far that must be masked on it.
 
     `owners[i]` is the track id behind `boxes[i]`, so a later decision about a
     track (e.g. a confirmed watchlist match) applies to its backfilled boxes too.
-    While it waits behind newer frames its pixels are held packed (park());
-    `frame` unpacks them on first use, i.e. in whichever thread masks it.
+    While it waits behind newer frames its pixels are held packed (park()).
+    It becomes a frozen MaskPlan when it leaves.
     """
 
     def __init__(self, frame: Frame, failure: str = "") -> None:
@@ -63,17 +63,7 @@ class Slot:
         self.failure = failure
         # Tracks whose box here is a prediction: track id -> (index and box of its last detection, speed px/s).
         self.guessed: dict[int, tuple[int, np.ndarray, float]] = {}
-        self._frame: Frame | PackedFrame = frame
-
-    @property
-    def frame(self) -> Frame:
-        if isinstance(self._frame, PackedFrame):
-            self._frame = self._frame.unpack()
-        return self._frame
-
-    @property
-    def tracks(self) -> list[int]:
-        return sorted(set(self.owners))
+        self.frame: Frame | PackedFrame = frame
 
     def add(self, owner: int, box: np.ndarray) -> None:
         self.boxes.append(np.asarray(box, np.float32))
@@ -81,8 +71,11 @@ class Slot:
 
     def park(self) -> None:
         """Hold the pixels as 4:2:0 while waiting: half the memory, so the look-ahead can be twice as long."""
-        if isinstance(self._frame, Frame) and self._frame.packable:
-            self._frame = self._frame.pack()
+        if isinstance(self.frame, Frame) and self.frame.packable:
+            self.frame = self.frame.pack()
+
+    def plan(self) -> MaskPlan:
+        return MaskPlan(self.frame, tuple(self.boxes), tuple(self.owners), self.failure)
 
 
 BACKFILL_SECONDS = 0.5
@@ -114,7 +107,7 @@ class LookAhead:
         self.fps = max(fps, 1e-3)
         self.speed = speed
         self.paint_below = paint_below
-        self._slots: deque[Slot] = deque()
+        self._slots: deque[_Held] = deque()
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
         self._strong: dict[int, int] = {}  # track id -> frame of its last detection that scored >= the start
@@ -123,11 +116,11 @@ class LookAhead:
         self._doubtful: dict[int, int] = {}
         self._unpainted: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
 
-    def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[Slot]:
-        """Add one frame and its tracked boxes; return the slots that are now final."""
+    def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[MaskPlan]:
+        """Add one frame and its tracked boxes; return the plans of the frames that leave."""
         if failure:
             self.fail_held(failure)
-        slot = Slot(frame, failure=failure)
+        slot = _Held(frame, failure=failure)
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
         n_boxes = len(tracked)
@@ -166,7 +159,7 @@ class LookAhead:
             if not weak:
                 self._strong[tid] = frame.index
                 self._confirm(tid)
-        live = set(slot.tracks)
+        live = set(slot.owners)
         self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
         self._first = {k: v for k, v in self._first.items() if k in live}
         self._strong = {k: v for k, v in self._strong.items() if k in live}
@@ -175,10 +168,15 @@ class LookAhead:
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.holds(frame):
-            ready.append(self._slots.popleft())
+            ready.append(self._slots.popleft().plan())
         if len(self._slots) > 1:
             self._slots[-2].park()  # the newest stays as it is: a lone still image is never packed
         return ready
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of pixels the held frames take now: the newest as RGB, those behind it packed as 4:2:0."""
+        return sum(slot.frame.nbytes for slot in self._slots)
 
     def holds(self, frame: Frame) -> int:
         """How many frames of this size are held back: `frames`, or as many as fit in max_bytes packed."""
@@ -192,15 +190,15 @@ class LookAhead:
         for slot in self._slots:
             slot.failure = slot.failure or reason
 
-    def release(self, is_due: Callable[[Frame], bool]) -> list[Slot]:
-        """Let the oldest frames go early while `is_due` holds for them (a live stream's latency budget)."""
+    def release(self, is_due: Callable[[int], bool]) -> list[MaskPlan]:
+        """Let the oldest frames go early while `is_due(index)` holds for them (a live stream's latency budget)."""
         ready = []
-        while self._slots and is_due(self._slots[0].frame):
-            ready.append(self._settle(self._slots.popleft()))
+        while self._slots and is_due(self._slots[0].index):
+            ready.append(self._settle(self._slots.popleft()).plan())
         return ready
 
-    def flush(self) -> list[Slot]:
-        ready = list(self._slots)
+    def flush(self) -> list[MaskPlan]:
+        ready = [slot.plan() for slot in self._slots]
         self._slots.clear()
         self._last_detected.clear()
         self._first.clear()
@@ -217,7 +215,7 @@ class LookAhead:
         as well as each faint box."""
         return tid in self._strong and index - self._strong[tid] < ANCHOR_SECONDS * self.fps
 
-    def _settle(self, slot: Slot) -> Slot:
+    def _settle(self, slot: _Held) -> _Held:
         """A slot leaving early: every guess no later detection replaced also gets the last detected box
         grown by the track's speed times the time since, at most one face size each way."""
         for tid, (start, last, speed) in slot.guessed.items():

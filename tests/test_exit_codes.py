@@ -47,7 +47,7 @@ def wait_until_importing(proc: subprocess.Popen[str], timeout: float = 60.0) -> 
 def test_signal_while_the_command_starts(tmp_path: Path, signum: int, code: int, word: str, delay: float) -> None:
     """Ctrl-C used to print click's "Aborted!" and exit 1, and SIGTERM to kill the process with no word, when
     they came while the subcommand was imported or its options parsed (outside the command's own handler)."""
-    command = [*REDACTOR, "redact", str(REPO / "samples" / "street.mp4"), "-o", str(tmp_path / "out.mp4"), "-q"]
+    command = [*REDACTOR, "redact", str(REPO / "samples" / "people.mp4"), "-o", str(tmp_path / "out.mp4"), "-q"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
         try:
             wait_until_importing(proc)

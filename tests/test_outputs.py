@@ -30,16 +30,16 @@ from redactor.pipeline import Pipeline
 from redactor.types import Detections
 from tests.helpers import REPO, encode_video, read_video, sha256, wait_for
 
-STREET = REPO / "samples" / "street.mp4"
-STREET_FRAMES = 125
+SAMPLE = REPO / "samples" / "people.mp4"
+SAMPLE_FRAMES = 132
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """still.png (street.mp4's first frame, 380 KB as PNG) and static.mp4 (400 grey 64x64 frames: its report,
+    """still.png (the sample clip's first frame) and static.mp4 (400 grey 64x64 frames: its report,
     38 KB, outweighs its video, 12 KB), both real files in a folder of their own."""
     folder = tmp_path_factory.mktemp("media")
-    with av.open(str(STREET)) as container:
+    with av.open(str(SAMPLE)) as container:
         first = next(container.decode(video=0)).to_ndarray(format="bgr24")
     cv2.imwrite(str(folder / "still.png"), first)
     encode_video(folder / "static.mp4", [np.full((64, 64, 3), 128, np.uint8)] * 400, fps=25)
@@ -126,9 +126,9 @@ def stop_once_writing(proc: subprocess.Popen[str], dst: Path) -> str:
 
 @pytest.mark.integration
 def test_temporary_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path, media: Path) -> None:
-    proc = start_redact(STREET, tmp_path / "street.mp4")
+    proc = start_redact(SAMPLE, tmp_path / "people.mp4")
     try:
-        stale = stop_once_writing(proc, tmp_path / "street.mp4")
+        stale = stop_once_writing(proc, tmp_path / "people.mp4")
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
@@ -146,9 +146,9 @@ def test_temporary_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Pat
 def test_temporary_file_of_a_running_job_is_kept(tmp_path: Path, media: Path) -> None:
     abandoned = tmp_path / ".old.0123abcd.part.mp4"
     abandoned.write_bytes(b"left by a job killed earlier")
-    proc = start_redact(STREET, tmp_path / "street.mp4")
+    proc = start_redact(SAMPLE, tmp_path / "people.mp4")
     try:
-        running = stop_once_writing(proc, tmp_path / "street.mp4")
+        running = stop_once_writing(proc, tmp_path / "people.mp4")
         done = run_redact(media / "still.png", tmp_path / "still.png")
         assert done.returncode == 0, done.stderr
         assert entries(tmp_path) == sorted([running, "still.png"]), "the abandoned one went, the running one stayed"
@@ -160,8 +160,8 @@ def test_temporary_file_of_a_running_job_is_kept(tmp_path: Path, media: Path) ->
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, stderr
-    assert entries(tmp_path) == ["still.png", "street.mp4"]
-    assert len(read_video(tmp_path / "street.mp4").frames) == STREET_FRAMES, "its encoder wrote on undisturbed"
+    assert entries(tmp_path) == ["people.mp4", "still.png"]
+    assert len(read_video(tmp_path / "people.mp4").frames) == SAMPLE_FRAMES, "its encoder wrote on undisturbed"
 
 
 def test_sweep_removes_only_unlocked_files_of_the_temporary_pattern(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_overwrite_replaces_the_link_itself_never_its_target(tmp_path: Path, med
     result = invoke(str(media / "still.png"), "-o", "out.png", "--overwrite")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out.png"
-    assert not out.is_symlink() and cv2.imread(str(out)).shape == (360, 640, 3)
+    assert not out.is_symlink() and cv2.imread(str(out)).shape == (540, 960, 3)
     assert (tmp_path / "kept.png").read_bytes() == b"the user's own file"
     assert entries(tmp_path) == ["folder", "kept.png", "out.png"] and entries(tmp_path / "folder") == []
 
@@ -310,13 +310,13 @@ class SharpestPatch(Detector):
 
 @pytest.mark.integration
 def test_faces_still_clear_after_re_masking_fail_verification(tmp_path: Path, pipeline: Pipeline) -> None:
-    with av.open(str(STREET)) as container:
+    with av.open(str(SAMPLE)) as container:
         frames = [vf.to_ndarray(format="rgb24") for _, vf in zip(range(8), container.decode(video=0))]
-    src = tmp_path / "street8.mp4"
+    src = tmp_path / "sample8.mp4"
     encode_video(src, frames)
     before = sha256(src)
     with pytest.raises(VerificationFailed, match="still finds .* after re-masking; nothing was written") as caught:
         redact_file(src, tmp_path / "out.mp4", pipeline, pipeline.settings.encode, report=tmp_path / "out.json",
                     verifier=SharpestPatch())
     assert caught.value.exit_code == 10
-    assert entries(tmp_path) == ["street8.mp4"] and sha256(src) == before
+    assert entries(tmp_path) == ["sample8.mp4"] and sha256(src) == before

@@ -169,7 +169,7 @@ def main() -> None:
 
     \b
     Quick start:
-      redactor redact samples/street.mp4 -o street.redacted.mp4
+      redactor redact samples/people.mp4 -o people.redacted.mp4
       redactor models fetch        # pre-load models (also done on first use)
     """
 

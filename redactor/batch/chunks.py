@@ -27,7 +27,7 @@ import numpy as np
 
 from redactor.errors import InputError, OutputError, ProcessingError
 from redactor.media.sink import VideoSink
-from redactor.media.source import open_video, rgb_upright
+from redactor.media.source import FileSource, open_video
 from redactor.pipeline import RedactSettings
 from redactor.track.tracker import SMALL_HOLD_FACTOR
 from redactor.types import Frame
@@ -134,29 +134,8 @@ def plan(info: Probe, chunk_seconds: float, overlap: float) -> list[Chunk]:
 
 def chunk_frames(path: Path, chunk: Chunk, time_base: Fraction) -> Iterator[Frame]:
     """Decode the chunk's window as Frames with whole-file indices; any frame the probe did not list is an error."""
-    window = chunk.window
-    container, stream = open_video(path)
-    try:
-        with container:
-            stream.thread_type = "AUTO"
-            if chunk.index > 0:
-                container.seek(window[0], stream=stream, backward=True, any_frame=False)
-            for packet in container.demux(stream):
-                if packet.is_corrupt:
-                    raise InputError(f"{path}: corrupt or truncated video in chunk {chunk.index}")
-                for vf in packet.decode():
-                    if vf.pts is None or vf.pts < window[0]:
-                        continue
-                    if vf.pts > window[-1]:
-                        return
-                    i = bisect.bisect_left(window, vf.pts)
-                    if i == len(window) or window[i] != vf.pts:
-                        raise ProcessingError(f"{path}: decoded a frame at pts {vf.pts} that the probe did not list")
-                    image = rgb_upright(vf)
-                    yield Frame(chunk.first_index + i, image, vf.pts, time_base, str(path))
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: corrupt or truncated video in chunk {chunk.index} "
-                         f"({exc.strerror or 'decode error'})") from None
+    with FileSource(path) as source:
+        yield from source.window(chunk.window, chunk.first_index, time_base)
 
 
 class WindowSink:

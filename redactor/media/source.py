@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from redactor.errors import InputError
+from redactor.errors import InputError, ProcessingError
 from redactor.media.formats import IMAGE_FORMATS
 from redactor.types import Frame
 
@@ -81,7 +82,9 @@ def open_video(path: Path) -> tuple[InputContainer, VideoStream]:
 
 
 class FileSource:
-    """Decodes the first video stream of a file; iterate for Frames, `info` for geometry and timing."""
+    """The one decoder for files: the first video stream as upright RGB Frames, with `info` for its geometry and
+    timing. Iterate for the whole file, or take `window` (a run of pts, as batch chunks read) or `span` (seconds
+    from the first frame, as sar reads); a FileSource decodes once, so take one of the three."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -107,22 +110,82 @@ class FileSource:
         )
 
     def __iter__(self) -> Iterator[Frame]:
+        """Every frame; a file with none, or one cut shorter than it declares, is an InputError after its last."""
         index, last = 0, None
-        try:
-            for packet in self._container.demux(self._stream):
-                if packet.is_corrupt:  # a cut-off file: its last packet is partial, and frame threads hide the error
-                    raise InputError(f"{self.path}: corrupt or truncated video at frame {index}")
-                for vf in packet.decode():
-                    image = rgb_upright(vf)
-                    frame = Frame(index, image, vf.pts, vf.time_base or self.info.time_base, str(self.path))
-                    last = frame.seconds if frame.seconds is not None else last
-                    yield frame
-                    index += 1
-        except av.FFmpegError as exc:
-            raise InputError(f"{self.path}: corrupt or truncated video at frame {index} ({exc.strerror or 'decode error'})") from None
+        for vf in self._decoded(lambda: f" at frame {index}"):
+            frame = Frame(index, rgb_upright(vf), vf.pts, vf.time_base or self.info.time_base, str(self.path))
+            last = frame.seconds if frame.seconds is not None else last
+            yield frame
+            index += 1
         if index == 0:
             raise InputError(f"{self.path}: no decodable frames (corrupt or truncated?)")
         self._check_complete(index, last)
+
+    def window(self, pts: Sequence[int], first_index: int, time_base: Fraction) -> Iterator[Frame]:
+        """The frames whose pts are listed, indexed from `first_index` in the order listed and stamped in
+        `time_base` (the one `pts` is counted in).
+
+        `pts` is ascending and lists every frame from its first to its last, as a demux of the file read them;
+        decoding seeks to the keyframe at or before its first, unless `first_index` is 0 (the window starts
+        the file). A frame decoded inside the window that is not listed means the listing no longer describes
+        the file, so the frames cannot be numbered: a ProcessingError.
+        """
+        index = first_index
+        seek = pts[0] if first_index > 0 else None
+        for vf in self._decoded(lambda: f" at frame {index}", seek):
+            if vf.pts is None or vf.pts < pts[0]:
+                continue
+            if vf.pts > pts[-1]:
+                return
+            i = bisect.bisect_left(pts, vf.pts)
+            if i == len(pts) or pts[i] != vf.pts:
+                raise ProcessingError(f"{self.path}: decoded a frame at pts {vf.pts} that the probe did not list")
+            yield Frame(first_index + i, rgb_upright(vf), vf.pts, time_base, str(self.path))
+            index = first_index + i + 1
+
+    def span(self, start: float = 0.0, end: float | None = None, rate: float | None = None) -> Iterator[Frame]:
+        """The frames from `start` to `end` seconds (both included) after the stream's first frame, numbered from
+        0 at `start`, their pts counted from that first frame, so that `Frame.seconds` is the offset into the
+        recording, the clock sar places recordings on. Decoding seeks to the keyframe at or before `start`.
+
+        With `rate`, only the first frame at or after each 1/rate step from `start` is yielded. The frames
+        between are still decoded (each may be the reference of the next) but never converted to RGB, which
+        is most of what a sparse search would otherwise spend on them. Frames without timestamps cannot be
+        placed in time: an InputError.
+        """
+        origin, base = self._stream.start_time or 0, self._stream.time_base
+        index, due, at = 0, start, start
+        seek = origin + int(start / base) if start > 0 else None
+        for vf in self._decoded(lambda: f" at {at:.3f} s", seek):
+            if vf.pts is None:
+                raise InputError(f"{self.path}: frames carry no timestamps; they cannot be placed in time")
+            at = float((vf.pts - origin) * base)
+            if end is not None and at > end:
+                return
+            if at < start:
+                continue
+            if at >= due:
+                due = max(due + 1 / rate, at) if rate else due
+                yield Frame(index, rgb_upright(vf), vf.pts - origin, base, str(self.path))
+            index += 1
+
+    def _decoded(self, where: Callable[[], str], seek: int | None = None) -> Iterator[av.VideoFrame]:
+        """The stream's pictures in presentation order, from the keyframe at or before pts `seek` if given.
+
+        A corrupt packet is refused rather than decoded: a file cut off mid-packet ends in one, and with frame
+        threads the decoder would hide the error and pass a partial picture on. Any FFmpeg failure, the seek's
+        included, becomes a one-line InputError naming the file and `where()` (how far it got).
+        """
+        try:
+            if seek is not None:
+                self._container.seek(seek, stream=self._stream, backward=True, any_frame=False)
+            for packet in self._container.demux(self._stream):
+                if packet.is_corrupt:
+                    raise InputError(f"{self.path}: corrupt or truncated video{where()}")
+                yield from packet.decode()
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: corrupt or truncated video{where()} "
+                             f"({exc.strerror or 'decode error'})") from None
 
     def _check_complete(self, frames: int, last: float | None) -> None:
         """A container cut short (Matroska ends cleanly) still declares its full duration: compare."""

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import av
 import numpy as np
 
 from redactor.errors import InputError
 from redactor.media.formats import VIDEO_EXTENSIONS
-from redactor.media.source import FileSource, open_video, rgb_upright
+from redactor.media.source import FileSource, open_video
 from redactor.sar.request import SubjectRequest
+from redactor.types import Frame
 
 FILE_NAME_PATTERN = re.compile(r"(?P<camera>[^_]+)_(?P<day>\d{8})_(?P<time>\d{6})(?!\d)")
 
@@ -127,30 +127,14 @@ def in_scope(recordings: list[Recording], request: SubjectRequest) -> list[tuple
     return [(r, span) for r, span in spans if span is not None]
 
 
-def decoded(path: Path, start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
-    """(offset in seconds from the first frame, frame) for every frame in [start, end]; seeks near `start`."""
-    container, stream = open_video(path)
-    try:
-        with container:
-            stream.thread_type = "AUTO"
-            origin, base = stream.start_time or 0, stream.time_base
-            if start > 0:
-                container.seek(origin + int(start / base), stream=stream, backward=True)
-            for packet in container.demux(stream):
-                if packet.is_corrupt:
-                    raise InputError(f"{path}: corrupt or truncated video")
-                for vf in packet.decode():
-                    if vf.pts is None:
-                        raise InputError(f"{path}: frames carry no timestamps; they cannot be placed in time")
-                    offset = float((vf.pts - origin) * base)
-                    if end is not None and offset > end:
-                        return
-                    if offset >= start:
-                        yield offset, vf
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: cannot decode ({exc.strerror or 'decode error'})") from None
+def decoded(path: Path, start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, Frame]]:
+    """(offset in seconds from the first frame, frame) for every frame in [start, end]; seeks near `start`.
+    The frame's pts counts from the first frame too (FileSource.span)."""
+    with FileSource(path) as source:
+        for frame in source.span(start, end):
+            yield frame.seconds, frame
 
 
-def rgb(vf: av.VideoFrame) -> np.ndarray:
-    """The frame as upright RGB, as FileSource gives it to the pipeline."""
-    return rgb_upright(vf)
+def rgb(frame: Frame) -> np.ndarray:
+    """The frame's upright RGB pixels, as FileSource gives them to the pipeline."""
+    return frame.image

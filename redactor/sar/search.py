@@ -41,9 +41,10 @@ import numpy as np
 
 from redactor.detect import create_detector, nms
 from redactor.errors import ProcessingError, RedactorError
+from redactor.media.source import FileSource
 from redactor.recognise.embedder import Embedder
 from redactor.recognise.matcher import MAX_THRESHOLD, MatchPolicy, overlapping
-from redactor.sar.archive import Recording, decoded, rgb
+from redactor.sar.archive import Recording
 from redactor.track.tracker import Tracker
 from redactor.types import Detections
 
@@ -247,11 +248,9 @@ def segments(result: ScanResult, padding: float) -> list[Segment]:
 
 def _sampled(path: Path, span: tuple[float, float], rate: float) -> Iterator[tuple[float, np.ndarray]]:
     """(offset, RGB image) of the first frame at or after each 1/rate step; the others are never converted."""
-    due = span[0]
-    for offset, vf in decoded(path, span[0], span[1]):
-        if offset >= due:
-            due = max(due + 1 / rate, offset)
-            yield offset, rgb(vf)
+    with FileSource(path) as source:
+        for frame in source.span(span[0], span[1], rate):
+            yield frame.seconds, frame.image
 
 
 class _Failed:

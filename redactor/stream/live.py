@@ -243,18 +243,19 @@ class LiveFilter:
                   extra={"camera": self.settings.camera, "event": "worker_failed", "detail": type(exc).__name__})
 
     def _read(self) -> None:
-        for image, taken, ahead in self.source.frames(self._stop):
+        for captured in self.source.frames(self._stop):
             self._last_input = time.monotonic()
             self._m["in"].inc()
             # At least 1 ms apart: frames decoded in a burst (a reconnect's probe) must not share a
             # timestamp in millisecond containers such as Matroska.
-            pts = max(int(round((taken - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
+            pts = max(int(round((captured.taken - self._t0) / TIME_BASE)), self._last_pts + int(0.001 / TIME_BASE))
             self._last_pts = pts
-            frame = Frame(self._next_index, image, source=self.settings.camera)  # timed by the worker, see _work
+            # Numbered by the filter and timed by the worker (see _work), not by the stream's timestamps.
+            frame = Frame(self._next_index, captured.frame.image, source=self.settings.camera)
             self._next_index += 1
             with self._wake:
                 self._taken[frame.index] = pts
-                if ahead:
+                if captured.ahead:
                     self._ahead_upto = frame.index
                 if self._stalled or self._worker_dead:
                     self._bypass.append(MaskPlan(frame, failure=self._fail_reason()))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import av
-import numpy as np
 
 from redactor.media.source import rgb_upright
 from redactor.stream.credentials import redact_url, safe_reason
+from redactor.types import Frame
 
 log = logging.getLogger("redactor.stream")
 
@@ -76,6 +76,17 @@ class CaptureClock:
 
 
 @dataclass(frozen=True)
+class Captured:
+    """A live frame and what its timestamps cannot tell a filter, since they start again with every connection:
+    when it was taken (time.monotonic seconds, CaptureClock) and whether it came ahead of the stream's own
+    pace (CaptureClock.ahead)."""
+
+    frame: Frame
+    taken: float
+    ahead: bool
+
+
+@dataclass(frozen=True)
 class InputSettings:
     url: str
     transport: str = "tcp"  # RTSP only: tcp or udp
@@ -103,11 +114,10 @@ class LiveSource:
         self.on_event: Callable[[str, str], None] = lambda name, detail: None
         self.fps: float | None = None
 
-    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float, bool]]:
-        """RGB frames, when each was taken (monotonic seconds) and whether it came ahead of the stream's own
-        pace (CaptureClock.ahead), reconnecting until `stop`."""
+    def frames(self, stop: threading.Event) -> Iterator[Captured]:
+        """Frames, indexed from 0 across reconnects, each with when it was taken; reconnects until `stop`."""
         s = self.settings
-        attempt = 0
+        attempt = index = 0
         while not stop.is_set():
             try:
                 container = av.open(s.url, mode="r", format=s.input_format, options=s.options(),
@@ -128,7 +138,9 @@ class LiveSource:
                         for vf in container.decode(stream):
                             attempt = 0
                             taken = clock.taken(vf.time, time.monotonic())
-                            yield rgb_upright(vf), taken, clock.ahead
+                            frame = Frame(index, rgb_upright(vf), vf.pts, vf.time_base, self.shown_url)
+                            yield Captured(frame, taken, clock.ahead)
+                            index += 1
                             if stop.is_set():
                                 return
                         self.on_event("ended", f"{self.shown_url} ended the stream")

@@ -29,7 +29,6 @@ from redactor.detect.runtime import CACHE_KEPT, CACHE_SUBDIR
 from redactor.errors import InputError
 from redactor.media.source import MAX_PICTURE, MAX_PICTURE_PIXELS, FileSource
 from redactor.models import models_dir, spec_for
-from redactor.sar.archive import decoded
 from redactor.sar.archive import probe as archive_probe
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
@@ -116,16 +115,15 @@ def dci_8k(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_declared_size_is_named_wherever_a_file_is_opened(dci_8k: Path) -> None:
-    """A single file, an archive recording (probed, then decoded by time) and a batch file (probed for chunks,
-    then decoded chunk by chunk): each refuses before decoding, naming the size."""
+    """A single file (which an archive recording is also decoded as), an archive recording probed for its
+    time, and a batch file (probed for chunks, then decoded chunk by chunk): each refuses before decoding,
+    naming the size."""
     named = r"picture is 8192x4320 \(35\.4 Mpx\), larger than 7680x4320 \(33\.2 Mpx\)"
     assert 8192 * 4320 > MAX_PICTURE_PIXELS
     with pytest.raises(InputError, match=named):
         FileSource(dci_8k)
     with pytest.raises(InputError, match=named):
         archive_probe(dci_8k)
-    with pytest.raises(InputError, match=named):
-        next(decoded(dci_8k))
     with pytest.raises(InputError, match=named):
         chunk_probe(dci_8k)
     with pytest.raises(InputError, match=named):

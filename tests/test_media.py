@@ -58,6 +58,40 @@ def test_source_decodes_frames_and_timing(clip: tuple[Path, list[np.ndarray]]) -
         assert mean_diff(f.image, original) < 8
 
 
+def keyframed(path: Path, seconds: int = 4, fps: int = 12) -> list[np.ndarray]:
+    """A clip with a keyframe every second, as a recorder writes one, each frame telling itself apart."""
+    frames = [blocks(i, 64, 64) for i in range(seconds * fps)]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        video.options = {"crf": "16", "preset": "veryfast", "g": str(fps), "keyint_min": str(fps)}
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return frames
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".ts", ".mkv"])
+def test_a_span_of_seconds_starts_and_ends_where_asked(tmp_path: Path, suffix: str) -> None:
+    """Frames 0.5-3.0 s of a 12 fps recording are frames 6-36, whatever the container: an MPEG-TS seek
+    landed on the keyframe at 1 s and left the first half second of a subject access export out."""
+    frames = keyframed(tmp_path / f"rec{suffix}")
+    with FileSource(tmp_path / f"rec{suffix}") as source:
+        got = list(source.span(0.5, 3.0))
+    assert [round(f.seconds * 12) for f in got] == list(range(6, 37))
+    assert [f.index for f in got] == list(range(31))
+    assert all(mean_diff(f.image, frames[6 + k]) < 8 for k, f in enumerate(got))
+
+
+def test_a_sampled_span_gives_one_frame_per_step(tmp_path: Path) -> None:
+    keyframed(tmp_path / "rec.mp4")
+    with FileSource(tmp_path / "rec.mp4") as source:
+        got = list(source.span(1.0, 3.0, rate=2.0))
+    assert [round(f.seconds * 12) for f in got] == [12, 18, 24, 30, 36]
+
+
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_source_turns_rotated_video_upright(tmp_path: Path, rotation: int) -> None:
     upright = blocks(1)

@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+import itertools
 from pathlib import Path
 
 import av
@@ -155,8 +156,7 @@ class FileSource:
         """
         origin, base = self._stream.start_time or 0, self._stream.time_base
         index, due, at = 0, start, start
-        seek = origin + int(start / base) if start > 0 else None
-        for vf in self._decoded(lambda: f" at {at:.3f} s", seek):
+        for vf in self._from(start, origin, base, lambda: f" at {at:.3f} s"):
             if vf.pts is None:
                 raise InputError(f"{self.path}: frames carry no timestamps; they cannot be placed in time")
             at = float((vf.pts - origin) * base)
@@ -168,6 +168,19 @@ class FileSource:
                 due = max(due + 1 / rate, at) if rate else due
                 yield Frame(index, rgb_upright(vf), vf.pts - origin, base, str(self.path))
             index += 1
+
+    def _from(self, start: float, origin: int, base: Fraction, where: Callable[[], str]) -> Iterator[av.VideoFrame]:
+        """The pictures from the keyframe at or before `start` seconds. A seek can overshoot (FFmpeg seeks an
+        MPEG-TS file by bytes and may land a keyframe after the target): the frames before the first one it
+        gives would be missing, so then decoding starts from the first frame instead."""
+        if start <= 0:
+            return self._decoded(where)
+        pictures = self._decoded(where, origin + int(start / base))
+        first = next(pictures, None)
+        if first is not None and first.pts is not None and float((first.pts - origin) * base) > start:
+            pictures.close()
+            return self._decoded(where, 0)  # not `origin`: a TS seek to the first frame's own pts overshoots too
+        return itertools.chain([] if first is None else [first], pictures)
 
     def _decoded(self, where: Callable[[], str], seek: int | None = None) -> Iterator[av.VideoFrame]:
         """The stream's pictures in presentation order, from the keyframe at or before pts `seek` if given.

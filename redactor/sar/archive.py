@@ -1,4 +1,4 @@
-"""The CCTV archive: which recordings a request covers, when each was recorded, and reading them by time.
+"""The CCTV archive: which recordings a request covers and when each was recorded (FileSource.span reads them by time).
 
 A recording's start time comes from the container's `creation_time` tag (UTC,
 written by the recorder) when there is one, else from the file name, which
@@ -12,18 +12,14 @@ folder holding the file. A recording whose start is unknown is still searched
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-import numpy as np
 
 from redactor.errors import InputError
 from redactor.media.formats import VIDEO_EXTENSIONS
 from redactor.media.source import FileSource, open_video
 from redactor.sar.request import SubjectRequest
-from redactor.types import Frame
 
 FILE_NAME_PATTERN = re.compile(r"(?P<camera>[^_]+)_(?P<day>\d{8})_(?P<time>\d{6})(?!\d)")
 
@@ -125,16 +121,3 @@ def in_scope(recordings: list[Recording], request: SubjectRequest) -> list[tuple
     chosen = [r for r in recordings if not request.cameras or r.camera in request.cameras]
     spans = [(r, r.span(request)) for r in chosen]
     return [(r, span) for r, span in spans if span is not None]
-
-
-def decoded(path: Path, start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, Frame]]:
-    """(offset in seconds from the first frame, frame) for every frame in [start, end]; seeks near `start`.
-    The frame's pts counts from the first frame too (FileSource.span)."""
-    with FileSource(path) as source:
-        for frame in source.span(start, end):
-            yield frame.seconds, frame
-
-
-def rgb(frame: Frame) -> np.ndarray:
-    """The frame's upright RGB pixels, as FileSource gives them to the pipeline."""
-    return frame.image

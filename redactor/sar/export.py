@@ -49,7 +49,6 @@ from redactor.recognise.embedder import Embedder
 from redactor.recognise.keys import Key
 from redactor.recognise.matcher import MatchPolicy, WatchlistMatcher
 from redactor.recognise.watchlist import Entry
-from redactor.sar.archive import decoded, rgb
 from redactor.sar.search import Segment
 from redactor.track.tracker import SMALL_HOLD_FACTOR
 from redactor.types import Detections, Frame
@@ -210,15 +209,16 @@ class _Cut:
     def frames(self) -> Iterator[Frame]:
         rec, seg = self.segment.recording, self.segment
         first_pts = None
-        for index, (offset, vf) in enumerate(decoded(rec.path, max(0.0, seg.start - self.before),
-                                                     seg.end + self.after)):
-            if first_pts is None:
-                first_pts = vf.pts
-            pts = vf.pts - first_pts
-            if seg.start <= offset <= seg.end:
-                with self._lock:
-                    self._inside[index] = offset, pts
-            yield Frame(index, rgb(vf), pts, vf.time_base, str(rec.path))
+        with FileSource(rec.path) as source:
+            for frame in source.span(max(0.0, seg.start - self.before), seg.end + self.after):
+                offset = frame.seconds
+                if first_pts is None:
+                    first_pts = frame.pts
+                pts = frame.pts - first_pts
+                if seg.start <= offset <= seg.end:
+                    with self._lock:
+                        self._inside[frame.index] = offset, pts
+                yield Frame(frame.index, frame.image, pts, frame.time_base, frame.source)
 
     def place(self, index: int) -> tuple[float, int] | None:
         """(offset in the recording, pts) of frame `index` if it belongs to the segment, else None; asked once a

@@ -32,7 +32,7 @@ import click
 from benchmarks.score import score
 from benchmarks.speed import crowd_spec, ensure_clip, machine, run_timed
 from benchmarks.synth import GroundTruth
-from redactor.batch.manifest import MANIFEST_NAME
+from redactor_video.batch.manifest import MANIFEST_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO_ROOT / "benchmarks" / "out" / "batch"

@@ -13,7 +13,7 @@ every detector gave it. From the records this fits, per detector, the
 likelihood ratio P(score | face) / P(score | clutter) by score bin, size bin
 and condition, and the probability that the detector finds a face of a given
 size at all (what the tracker subtracts for a pass that saw nothing), and
-writes them to redactor/detect/calibration.json with the counts behind them.
+writes them to redactor_video/detect/calibration.json with the counts behind them.
 
 Definitions:
 
@@ -48,7 +48,7 @@ bin without faces or clutter has ratio 1.
 
 Second opinion: each unsure find (score 0.15-0.7) of the pair redactor runs
 today (whole-frame BlazeFace and CenterFace 1.0) on a frame every detector ran
-on is also shown to each candidate exactly as redactor.detect.Schedule checks
+on is also shown to each candidate exactly as redactor_video.detect.Schedule checks
 a find (a crop three face widths wide, resized to 192 px), and whether the
 candidate confirms it is recorded.
 
@@ -85,14 +85,14 @@ from tqdm import tqdm
 from benchmarks import speed
 from benchmarks.recall import BANDS, FRESH_SEED_MIN, MIN_VISIBLE, REAL_DIR, SPLIT, fresh_spec, load_real_truth
 from benchmarks.synth import BACKGROUNDS, GroundTruth, GTBox, ir_picture, make_clip
-from redactor.detect import Schedule, TiledDetector, create_detector
-from redactor.detect.base import Detector, nms
-from redactor.models import ModelSpec, cached_status, fetch_model, models_dir
-from redactor.geometry import iou_matrix
-from redactor.types import Detections
+from redactor_video.detect import Schedule, TiledDetector, create_detector
+from redactor_video.detect.base import Detector, nms
+from redactor_video.models import ModelSpec, cached_status, fetch_model, models_dir
+from redactor_video.geometry import iou_matrix
+from redactor_video.types import Detections
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CALIBRATION = REPO_ROOT / "redactor" / "detect" / "calibration.json"
+CALIBRATION = REPO_ROOT / "redactor_video" / "detect" / "calibration.json"
 OUT_DIR = REPO_ROOT / "benchmarks" / "out" / "calibrate"
 SCHEMA = 1
 
@@ -112,8 +112,8 @@ PAIR_THRESHOLD = 0.25
 """The score from which the pipeline reports a find of the pair (half of --threshold's default 0.5)."""
 SYNTH_PRESETS = ("crowd_720p", "walkers_720p")
 SYNTH_CRF = 23
-DEPENDS_ON = ("benchmarks/calibrate.py", "benchmarks/synth.py", "benchmarks/recall.py", "redactor/detect",
-              "redactor/models.py")
+DEPENDS_ON = ("benchmarks/calibrate.py", "benchmarks/synth.py", "benchmarks/recall.py", "redactor_video/detect",
+              "redactor_video/models.py")
 """The code the figures depend on; its uncommitted changes, if any, are written into the calibration."""
 REAL_POSE = {"walking": "frontal", "headpose": "rolled", "store_aisle": "side"}
 """Pose of each real design clip's scored faces, from ../shared/data/real/README.md's notes."""

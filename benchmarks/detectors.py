@@ -17,10 +17,10 @@ import click
 import numpy as np
 
 from benchmarks.synth import GroundTruth
-from redactor.detect import TiledDetector, create_detector
-from redactor.detect.base import Detector
-from redactor.detect.tiling import EnsembleDetector
-from redactor.geometry import iou_matrix
+from redactor_video.detect import TiledDetector, create_detector
+from redactor_video.detect.base import Detector
+from redactor_video.detect.tiling import EnsembleDetector
+from redactor_video.geometry import iou_matrix
 
 BINS = [(12, 16), (16, 24), (24, 48), (48, 96), (96, 10_000)]
 

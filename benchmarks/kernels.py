@@ -1,6 +1,6 @@
 """Our Numba masking kernels against the obvious OpenCV code doing the same job.
 
-For every region the OpenCV baseline does what `redactor.mask.kernels` does:
+For every region the OpenCV baseline does what `redactor_video.mask.kernels` does:
 blur (a Gaussian with sigma equal to our box-blur radius, which three box passes
 approximate), pixelate (area-average down, nearest up) or fill, then blend back
 through the same feathered ellipse (alpha from NumPy, `cv2.blendLinear`). Both
@@ -29,8 +29,8 @@ import numba
 import numpy as np
 import skimage.data
 
-from redactor.mask import kernels
-from redactor.mask.kernels import apply_regions
+from redactor_video.mask import kernels
+from redactor_video.mask.kernels import apply_regions
 
 STRENGTH = 0.125
 FEATHER = 0.15

@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import click
 
-from redactor.media.sink import EncodeSettings
+from redactor_video.media.sink import EncodeSettings
 
 DEFACE_VERSION = "1.5.0"
 DEFACE_VENV = Path(__file__).resolve().parent / ".venv-deface"

@@ -180,7 +180,7 @@ class Tool:
     def command(self, src: Path, dst: Path) -> list[str]:
         if self.kind == "redactor":
             # `python -m` from the repository root runs this checkout's redactor, whichever one the venv installed.
-            return [sys.executable, "-m", "redactor", "redact", str(src), "-o", str(dst), "-q", "--overwrite",
+            return [sys.executable, "-m", "redactor_video", "redact", str(src), "-o", str(dst), "-q", "--overwrite",
                     *self.args]
         return speed.Tool(self.label, self.kind, self.args).command(src, dst, None)
 

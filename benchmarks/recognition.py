@@ -34,15 +34,15 @@ import numpy as np
 
 from benchmarks.score import compare_face
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
-from redactor.detect import create_detector
-from redactor.files.jobs import redact_file
-from redactor.pipeline import Pipeline, RedactSettings
-from redactor.recognise import MatchPolicy, build_recogniser
-from redactor.recognise.embedder import Embedder
-from redactor.recognise.keys import generate_key, load_key
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD
-from redactor.recognise.watchlist import enrol_photo, new_entry, write_entries
-from redactor.geometry import iou_matrix
+from redactor_video.detect import create_detector
+from redactor_video.files.jobs import redact_file
+from redactor_video.pipeline import Pipeline, RedactSettings
+from redactor_video.recognise import MatchPolicy, build_recogniser
+from redactor_video.recognise.embedder import Embedder
+from redactor_video.recognise.keys import generate_key, load_key
+from redactor_video.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD
+from redactor_video.recognise.watchlist import enrol_photo, new_entry, write_entries
+from redactor_video.geometry import iou_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WATCHLIST_PHOTOS = ("obama2", "obama3")

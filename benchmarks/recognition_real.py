@@ -52,11 +52,11 @@ import numpy as np
 
 from benchmarks.recognition import data_dir
 from benchmarks.score import compare_face
-from redactor.detect import create_detector
-from redactor.recognise.embedder import Embedder, Look
-from redactor.recognise.keys import generate_key, load_key
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy
-from redactor.recognise.watchlist import enrol_photo, new_entry, write_entries
+from redactor_video.detect import create_detector
+from redactor_video.recognise.embedder import Embedder, Look
+from redactor_video.recognise.keys import generate_key, load_key
+from redactor_video.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy
+from redactor_video.recognise.watchlist import enrol_photo, new_entry, write_entries
 
 ENROL = {"A": "headpose_female", "B": "headpose_male"}
 GENUINE = {("walking_pause", 0): "A", ("headpose", 1): "A", ("headpose", 0): "B"}
@@ -328,7 +328,7 @@ def pipeline_run(folder: Path, clip: str, key_file: Path, watchlist: Path, min_w
     source, out = real_dir() / f"{clip}.mp4", folder / f"{clip}.redacted.mp4"
     audit = folder / f"{clip}.audit.jsonl"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "redactor", "redact", str(source), "-o", str(out), "--overwrite", "-q",
+    subprocess.run([sys.executable, "-m", "redactor_video", "redact", str(source), "-o", str(out), "--overwrite", "-q",
                     "--watchlist", str(watchlist), "--reveal", "matches", "--audit-log", str(audit)],
                    check=True, env={**os.environ, "REDACTOR_KEY_FILE": str(key_file)})
     seconds = time.perf_counter() - started

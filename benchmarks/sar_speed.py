@@ -11,7 +11,7 @@ Measured, one after another in this process:
 
 - the decode floor: every frame decoded, none converted or analysed (no search
   that looks at the video can beat it);
-- the search (`redactor.sar.search.Scanner`, default ScanSettings) with obama.jpg
+- the search (`redactor_video.sar.search.Scanner`, default ScanSettings) with obama.jpg
   enrolled: wall and CPU seconds, frames examined, embeddings, and the
   requester's sightings against the ground truth;
 - with `--export`, the whole `redactor sar` run (search, export of the segments
@@ -36,16 +36,16 @@ import click
 import numpy as np
 
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
-from redactor.detect import create_detector
-from redactor.pipeline import RedactSettings
-from redactor.recognise.embedder import Embedder
-from redactor.recognise.keys import Key
-from redactor.recognise.matcher import MatchPolicy
-from redactor.recognise.watchlist import enrol_photo
-from redactor.sar import SubjectRequest, answer
-from redactor.sar.archive import probe
-from redactor.sar.package import PackageSettings
-from redactor.sar.search import Scanner, ScanSettings
+from redactor_video.detect import create_detector
+from redactor_video.pipeline import RedactSettings
+from redactor_video.recognise.embedder import Embedder
+from redactor_video.recognise.keys import Key
+from redactor_video.recognise.matcher import MatchPolicy
+from redactor_video.recognise.watchlist import enrol_photo
+from redactor_video.sar import SubjectRequest, answer
+from redactor_video.sar.archive import probe
+from redactor_video.sar.package import PackageSettings
+from redactor_video.sar.search import Scanner, ScanSettings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out" / "sar_speed"

@@ -46,7 +46,7 @@ calls on small clips.
 
 Identity check (optional, `--identity`): on every IDENTITY_EVERY-th frame, each
 face >= IDENTITY_MIN_WIDTH px and at least IDENTITY_MIN_VISIBLE visible gets
-dlib's face descriptor (the watchlist's own, redactor/recognise/embedder.py)
+dlib's face descriptor (the watchlist's own, redactor_video/recognise/embedder.py)
 computed on the original and on the redacted frame at the ground-truth box; the
 face's identity is KEPT when the two are within IDENTITY_MATCH (dlib's published same-person distance; our watchlist
 accepts only under 0.5). This asks a face recogniser, not a pixel statistic,
@@ -79,8 +79,8 @@ import cv2
 import numpy as np
 
 from benchmarks.synth import GroundTruth, GTBox
-from redactor.errors import RedactorError
-from redactor.recognise.embedder import Embedder
+from redactor_video.errors import RedactorError
+from redactor_video.recognise.embedder import Embedder
 
 CORRELATION_MAX = 0.75
 DETAIL_MAX = 0.8

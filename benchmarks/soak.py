@@ -161,7 +161,7 @@ def main(minutes: float, interval: float, latency_ms: int, clip_seconds: float, 
     clip, boxes = build_clip(folder, clip_seconds, seed)
     port = free_port()
     samples = []
-    cmd = [sys.executable, "-m", "redactor", "stream", "--camera", "soak", "--latency-ms", str(latency_ms),
+    cmd = [sys.executable, "-m", "redactor_video", "stream", "--camera", "soak", "--latency-ms", str(latency_ms),
            "--metrics", f"127.0.0.1:{port}"]
     with FakeCamera(clip) as camera, FakeVMS(folder / "received.mkv") as vms:
         cmd += ["--input", camera.url, "--output", vms.url]

@@ -41,9 +41,9 @@ from benchmarks import peers
 from benchmarks.score import (IDENTITY_EVERY, IDENTITY_MATCH, IDENTITY_MIN_VISIBLE, IDENTITY_MIN_WIDTH, IdentityCheck,
                               ScoreReport, score)
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, crowd_720p, make_clip
-from redactor.detect import DETECTOR_CHOICES
-from redactor.media.sink import EncodeSettings
-from redactor.pipeline import RedactSettings
+from redactor_video.detect import DETECTOR_CHOICES
+from redactor_video.media.sink import EncodeSettings
+from redactor_video.pipeline import RedactSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO_ROOT / "benchmarks" / "out" / "speed"

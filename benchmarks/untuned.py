@@ -57,7 +57,7 @@ def measure(spec: ClipSpec, name: str, flags: list[str]) -> dict:
     clip = OUT_DIR / f"{name}.mp4"
     gt = ensure_clip(spec, clip)
     out = OUT_DIR / f"{name}.redacted.mp4"
-    command = [sys.executable, "-m", "redactor", "redact", str(clip), "-o", str(out), "-q", "--overwrite", *flags]
+    command = [sys.executable, "-m", "redactor_video", "redact", str(clip), "-o", str(out), "-q", "--overwrite", *flags]
     subprocess.run(command, check=True)
     scored = score(clip, out, gt)
     if scored.error:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.synth import GroundTruth, make_clip, tiny_test_clip
-from redactor.pipeline import Pipeline, RedactSettings
+from redactor_video.pipeline import Pipeline, RedactSettings
 from tests.helpers import data_dir
 
 

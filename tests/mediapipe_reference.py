@@ -1,6 +1,6 @@
 """MediaPipe's own FaceDetector task on our registry's BlazeFace files: the reference our decoding must match.
 
-The product runs BlazeFace on OpenVINO (redactor/detect/blazeface.py); this module is
+The product runs BlazeFace on OpenVINO (redactor_video/detect/blazeface.py); this module is
 only for tests. The registry's files are bare TFLite models and the task insists on
 TFLite model metadata (normalisation and tensor roles), so it is added in memory with
 the flatbuffers schema modules mediapipe ships.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from redactor.models import model_path
-from redactor.types import Detections
+from redactor_video.models import model_path
+from redactor_video.types import Detections
 
 
 def with_metadata(model: bytes) -> bytes:

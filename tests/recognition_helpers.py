@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from redactor.recognise.embedder import Look
-from redactor.recognise.keys import Key, generate_key, load_key
-from redactor.recognise.watchlist import new_entry, write_entries
-from redactor.types import Detections
+from redactor_video.recognise.embedder import Look
+from redactor_video.recognise.keys import Key, generate_key, load_key
+from redactor_video.recognise.watchlist import new_entry, write_entries
+from redactor_video.types import Detections
 
 TODAY = date(2030, 6, 1)
 
@@ -40,9 +40,9 @@ def raw_entry(**overrides: Any) -> dict[str, Any]:
 
 def enrolled(folder: Path, photo: Path, cameras: tuple[str, ...] = ()) -> tuple[Path, Path, np.ndarray]:
     """Key file and watchlist with `photo` enrolled on basis consent; returns the template too."""
-    from redactor.detect import create_detector
-    from redactor.recognise.embedder import Embedder
-    from redactor.recognise.watchlist import enrol_photo
+    from redactor_video.detect import create_detector
+    from redactor_video.recognise.embedder import Embedder
+    from redactor_video.recognise.watchlist import enrol_photo
 
     key_path, key = make_key(folder)
     with create_detector("centerface", threshold=0.5) as detector:

@@ -21,12 +21,12 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from redactor.errors import AuditError, KeyFileError
-from redactor.audit import AuditLog, head_path, verify
-from redactor.cli import main
-from redactor.recognise import default_audit_path
-from redactor.recognise.keys import Key, generate_key, load_key
-from redactor.recognise.watchlist import Binding, read_state, write_entries
+from redactor_video.errors import AuditError, KeyFileError
+from redactor_video.audit import AuditLog, head_path, verify
+from redactor_video.cli import main
+from redactor_video.recognise import default_audit_path
+from redactor_video.recognise.keys import Key, generate_key, load_key
+from redactor_video.recognise.watchlist import Binding, read_state, write_entries
 from tests.recognition_helpers import make_key, raw_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -375,9 +375,9 @@ def test_witness_finds_the_watchlist_and_log_rolled_back_together(tmp_path: Path
 CRASH = """
 import os, sys
 from pathlib import Path
-import redactor.audit as audit
-from redactor.recognise.keys import load_key
-from redactor.recognise.watchlist import Binding
+import redactor_video.audit as audit
+from redactor_video.recognise.keys import load_key
+from redactor_video.recognise.watchlist import Binding
 
 append = audit._append
 
@@ -416,9 +416,9 @@ WRITER = """
 import sys
 import time
 from pathlib import Path
-from redactor.audit import WatchlistLog
-from redactor.recognise.keys import load_key
-from redactor.recognise.watchlist import Binding
+from redactor_video.audit import WatchlistLog
+from redactor_video.recognise.keys import load_key
+from redactor_video.recognise.watchlist import Binding
 
 key = load_key(Path(sys.argv[1]))
 with WatchlistLog(Path(sys.argv[3]), key, Binding(Path(sys.argv[2]), key)) as log:

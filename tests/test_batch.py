@@ -26,15 +26,15 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.synth import ClipSpec, FaceSpec, GTBox, mux_tone, render_frames, tiny_test_clip
-from redactor.batch import BatchOptions, run_batch
-from redactor.batch.chunks import Chunk, Probe, plan
-from redactor.batch.engines import Engine
-from redactor.batch.manifest import (MANIFEST_NAME, STAGING_NAME, InputKey, Manifest, Outcome, Status, file_sha256,
+from redactor_video.batch import BatchOptions, run_batch
+from redactor_video.batch.chunks import Chunk, Probe, plan
+from redactor_video.batch.engines import Engine
+from redactor_video.batch.manifest import (MANIFEST_NAME, STAGING_NAME, InputKey, Manifest, Outcome, Status, file_sha256,
                                      settings_hash)
-from redactor.batch.walk import walk
-from redactor.cli import main
-from redactor.errors import InputError, ModelError, OutputError, ProcessingError
-from redactor.pipeline import RedactSettings
+from redactor_video.batch.walk import walk
+from redactor_video.cli import main
+from redactor_video.errors import InputError, ModelError, OutputError, ProcessingError
+from redactor_video.pipeline import RedactSettings
 from tests.helpers import DoesNotRaise, clear_faces, read_video, wait_for
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
@@ -448,7 +448,7 @@ def check_killed_worker_retry(src: Path, truth: dict, dst: Path, engine: Engine)
 
 
 def test_local_worker_killed_mid_chunk_is_retried(archive: tuple[Path, dict], tmp_path: Path) -> None:
-    from redactor.batch.local import LocalEngine
+    from redactor_video.batch.local import LocalEngine
 
     engine = LocalEngine(RedactSettings(), None, 2)
     try:
@@ -465,7 +465,7 @@ def ray_engine() -> Iterator[Engine]:
     """A local two-CPU Ray instance and an actor pool on it, shut down after the module."""
     import ray
 
-    from redactor.batch.ray_engine import RayEngine
+    from redactor_video.batch.ray_engine import RayEngine
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from redactor.detect.blazeface import VARIANTS, BlazeFaceDetector
-from redactor.detect.runtime import CACHE_SUBDIR
-from redactor.models import models_dir, spec_for
-from redactor.geometry import iou_matrix
+from redactor_video.detect.blazeface import VARIANTS, BlazeFaceDetector
+from redactor_video.detect.runtime import CACHE_SUBDIR
+from redactor_video.models import models_dir, spec_for
+from redactor_video.geometry import iou_matrix
 from tests.mediapipe_reference import MediaPipeBlazeFace
 
 PORTRAITS = ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg"]

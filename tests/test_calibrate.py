@@ -1,6 +1,6 @@
 """Detector calibration (#19 item 3): the shipped file is usable evidence, and the tool rebuilds it.
 
-The shipped file, redactor/detect/calibration.json, was built by `python -m
+The shipped file, redactor_video/detect/calibration.json, was built by `python -m
 benchmarks.calibrate` on design material only. These tests read it as a
 tracker will (a find's likelihood ratio, a miss's detection probability), run
 the real detectors on a real public-domain portrait, and rebuild a calibration

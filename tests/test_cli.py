@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from benchmarks.synth import GroundTruth, render_frames, tiny_test_clip
-from redactor.cli import main
-from redactor.media.sink import VideoSink
+from redactor_video.cli import main
+from redactor_video.media.sink import VideoSink
 from tests.helpers import encode_video, read_video, sha256, wait_for
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]

@@ -14,7 +14,7 @@ import av
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from redactor.stream.credentials import redact_url, safe_reason, with_credentials
+from redactor_video.stream.credentials import redact_url, safe_reason, with_credentials
 
 SECRET = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=4, max_size=24)
 SCHEMES = st.sampled_from(["rtsp", "rtsps", "http", "srt"])

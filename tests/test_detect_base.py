@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.detect.base import merge_union
-from redactor.types import Detections
+from redactor_video.detect.base import merge_union
+from redactor_video.types import Detections
 
 
 def test_union_merge_keeps_the_whole_face_when_a_tile_edge_truncates_it() -> None:

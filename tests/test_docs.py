@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import redactor
-from redactor.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
-from redactor.errors import RedactorError
+import redactor_video
+from redactor_video.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
+from redactor_video.errors import RedactorError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,8 +25,8 @@ def readme_codes() -> dict[int, str]:
 
 def error_codes() -> set[int]:
     """The exit code of every typed error anywhere in the package (each module imported to find them)."""
-    for module in pkgutil.walk_packages(redactor.__path__, "redactor."):
-        if module.name != "redactor.__main__":  # it runs the command line
+    for module in pkgutil.walk_packages(redactor_video.__path__, "redactor_video."):
+        if module.name != "redactor_video.__main__":  # it runs the command line
             importlib.import_module(module.name)
     found, todo = set(), [RedactorError]
     while todo:

@@ -16,15 +16,15 @@ import cv2
 import numpy as np
 import pytest
 
-from redactor.errors import KeyFileError, WatchlistTampered
-from redactor.recognise.keys import load_key
-from redactor.recognise.watchlist import read_entries, write_entries
+from redactor_video.errors import KeyFileError, WatchlistTampered
+from redactor_video.recognise.keys import load_key
+from redactor_video.recognise.watchlist import read_entries, write_entries
 from tests.recognition_helpers import make_key, raw_entry
 
 REPO = Path(__file__).resolve().parents[1]
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
 IMPORTING = "_multiarray_umath"
-"""NumPy's core library: once it is mapped, `redactor` is importing the command it runs (redactor.cli loads
+"""NumPy's core library: once it is mapped, `redactor` is importing the command it runs (redactor_video.cli loads
 only click), which takes a second or more; a signal sent then lands before the command itself starts."""
 KEY_ID = slice(21, 29)
 """Where a sealed watchlist keeps its key's id: after the 21-byte magic line."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from redactor import geometry
+from redactor_video import geometry
 
 
 def test_iou_matrix() -> None:

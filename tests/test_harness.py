@@ -414,7 +414,7 @@ def test_the_identity_check_tells_a_copy_from_a_blurred_one(tiny: tuple[Path, Gr
 
 def test_the_identity_check_without_its_model_is_a_one_line_error(
         tiny: tuple[Path, GroundTruth], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from redactor.models import ENV_DIR, spec_for
+    from redactor_video.models import ENV_DIR, spec_for
 
     (tmp_path / spec_for("dlib-shape-5").filename).write_bytes(b"not a model")
     monkeypatch.setenv(ENV_DIR, str(tmp_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.track.kalman import KalmanBox
+from redactor_video.track.kalman import KalmanBox
 
 
 def test_a_jump_restarts_the_motion_estimate_instead_of_flinging_it() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.mask.kernels import MODES, SHAPES, apply_regions, redact_everything
-from redactor.mask.masker import Masker
+from redactor_video.mask.kernels import MODES, SHAPES, apply_regions, redact_everything
+from redactor_video.mask.masker import Masker
 from tests.helpers import detail_left, portrait
 
 H, W = 121, 161

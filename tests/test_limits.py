@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 import pytest
 
-from redactor.batch.chunks import Chunk, chunk_frames
-from redactor.batch.chunks import probe as chunk_probe
-from redactor.detect.centerface import CenterFaceDetector
-from redactor.detect.runtime import CACHE_KEPT, CACHE_SUBDIR
-from redactor.errors import InputError
-from redactor.media.source import MAX_PICTURE, MAX_PICTURE_PIXELS, FileSource
-from redactor.models import models_dir, spec_for
-from redactor.sar.archive import probe as archive_probe
+from redactor_video.batch.chunks import Chunk, chunk_frames
+from redactor_video.batch.chunks import probe as chunk_probe
+from redactor_video.detect.centerface import CenterFaceDetector
+from redactor_video.detect.runtime import CACHE_KEPT, CACHE_SUBDIR
+from redactor_video.errors import InputError
+from redactor_video.media.source import MAX_PICTURE, MAX_PICTURE_PIXELS, FileSource
+from redactor_video.models import models_dir, spec_for
+from redactor_video.sar.archive import probe as archive_probe
 
 REDACTOR = [str(Path(sys.executable).with_name("redactor"))]
 DECODE_BYTES = 16000 * 16000 * 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.track.lookahead import LookAhead
-from redactor.types import Detections, Frame, MaskPlan
+from redactor_video.track.lookahead import LookAhead
+from redactor_video.types import Detections, Frame, MaskPlan
 
 FPS = 10.0
 IMAGE = np.zeros((8, 8, 3), np.uint8)
@@ -185,7 +185,7 @@ def test_a_face_turning_back_is_covered_in_frames_released_before_the_next_detec
     """The real tracker and buffer: a 30 px face walking 4 px per frame at 25 fps, detected every 5th frame,
     turns back right after a sweep. Constant velocity puts its predicted box ever further ahead; frames a
     live stream's latency budget releases before the next detection must still have the face under a mask."""
-    from redactor.track.tracker import Tracker
+    from redactor_video.track.tracker import Tracker
 
     fps, tracker, buffer = 25.0, Tracker(hold_seconds=1.0), LookAhead(12, 25.0)
     faces, released = {}, []

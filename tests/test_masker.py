@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redactor.mask.masker import Masker
-from redactor.pipeline import Pipeline
-from redactor.types import Frame, MaskPlan
+from redactor_video.mask.masker import Masker
+from redactor_video.pipeline import Pipeline
+from redactor_video.types import Frame, MaskPlan
 from tests.helpers import detail_left, portrait
 
 FACE_WIDTH = 320

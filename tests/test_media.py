@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from redactor.errors import InputError, OutputError
-from redactor.media.atomic import atomic_path, check_writable
-from redactor.media.formats import is_image_path
-from redactor.media.sink import EncodeSettings, ImageSink, VideoSink
-from redactor.media.source import FileSource
-from redactor.types import Frame
+from redactor_video.errors import InputError, OutputError
+from redactor_video.media.atomic import atomic_path, check_writable
+from redactor_video.media.formats import is_image_path
+from redactor_video.media.sink import EncodeSettings, ImageSink, VideoSink
+from redactor_video.media.source import FileSource
+from redactor_video.types import Frame
 from tests.helpers import encode_video, portrait, read_video
 
 

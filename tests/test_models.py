@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from redactor.cli import main
-from redactor.errors import ModelError
-from redactor.models import ENV_DIR, MODELS, extract_member, cached_status, fetch_model, model_path, models_dir
+from redactor_video.cli import main
+from redactor_video.errors import ModelError
+from redactor_video.models import ENV_DIR, MODELS, extract_member, cached_status, fetch_model, model_path, models_dir
 
 SMALL = "blazeface-full-range"
 
@@ -52,7 +52,7 @@ def test_checksum_mismatch_is_a_clear_error_and_the_file_is_never_used(tmp_path:
 
 
 def test_pipeline_refuses_a_corrupt_model(tmp_path: Path) -> None:
-    from redactor.pipeline import Pipeline, RedactSettings
+    from redactor_video.pipeline import Pipeline, RedactSettings
 
     corrupt_cache(tmp_path)
     with pytest.raises(ModelError, match="SHA-256"):

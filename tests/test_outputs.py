@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from redactor.cli import main
-from redactor.detect.base import Detector
-from redactor.errors import VerificationFailed
-from redactor.files.jobs import redact_file
-from redactor.media.atomic import atomic_path
-from redactor.pipeline import Pipeline
-from redactor.types import Detections
+from redactor_video.cli import main
+from redactor_video.detect.base import Detector
+from redactor_video.errors import VerificationFailed
+from redactor_video.files.jobs import redact_file
+from redactor_video.media.atomic import atomic_path
+from redactor_video.pipeline import Pipeline
+from redactor_video.types import Detections
 from tests.helpers import REPO, encode_video, read_video, sha256, wait_for
 
 SAMPLE = REPO / "samples" / "people.mp4"
@@ -106,12 +106,12 @@ def temps(folder: Path, stem: str) -> list[str]:
 
 
 def start_redact(src: Path, dst: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "redactor", "redact", str(src), "-o", str(dst), "-q"],
+    return subprocess.Popen([sys.executable, "-m", "redactor_video", "redact", str(src), "-o", str(dst), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run_redact(src: Path, dst: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "redactor", "redact", str(src), "-o", str(dst), "-q"],
+    return subprocess.run([sys.executable, "-m", "redactor_video", "redact", str(src), "-o", str(dst), "-q"],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -276,7 +276,7 @@ def test_file_size_limit_exits_4_naming_the_users_path(tmp_path: Path, media: Pa
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (LIMITS[case], LIMITS[case]))
 
-    proc = subprocess.run([sys.executable, "-m", "redactor", "redact", *fill(args, media, out), "-q"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "redactor_video", "redact", *fill(args, media, out), "-q"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert proc.returncode == 4, proc.stderr
     line = one_error(proc.stderr)

@@ -19,13 +19,13 @@ import pytest
 
 from benchmarks.score import compare_face, score
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip, render_frames, tiny_test_clip
-from redactor.detect import Detector
-from redactor.detect.schedule import Schedule
-from redactor.errors import ProcessingError
-from redactor.files.jobs import redact_file
-from redactor.media.sink import EncodeSettings, VideoSink
-from redactor.pipeline import Pipeline, RunStats
-from redactor.types import Detections
+from redactor_video.detect import Detector
+from redactor_video.detect.schedule import Schedule
+from redactor_video.errors import ProcessingError
+from redactor_video.files.jobs import redact_file
+from redactor_video.media.sink import EncodeSettings, VideoSink
+from redactor_video.pipeline import Pipeline, RunStats
+from redactor_video.types import Detections
 from tests.helpers import clear_faces, detail_left, encode_video, grey, portrait, read_video
 
 pytestmark = pytest.mark.integration

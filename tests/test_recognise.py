@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redactor.audit import AuditLog
-from redactor.recognise import build_recogniser
-from redactor.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, WatchlistMatcher
-from redactor.recognise.watchlist import validate
-from redactor.types import Frame
+from redactor_video.audit import AuditLog
+from redactor_video.recognise import build_recogniser
+from redactor_video.recognise.matcher import DEFAULT_THRESHOLD, MAX_THRESHOLD, MatchPolicy, WatchlistMatcher
+from redactor_video.recognise.watchlist import validate
+from redactor_video.types import Frame
 from tests.helpers import data_dir
 from tests.recognition_helpers import ScriptedEmbedder, make_key, raw_entry, tracked, unit
 
@@ -276,7 +276,7 @@ def test_entry_expiring_mid_run_masks_its_matches(make, tmp_path: Path, monkeypa
     for i in range(12):
         matcher.observe(frame(i), tracked([WATCHED], [1]))
     assert matcher.reveals(1, 0)
-    monkeypatch.setattr("redactor.recognise.matcher.today_utc", lambda: date.today() + timedelta(days=60))
+    monkeypatch.setattr("redactor_video.recognise.matcher.today_utc", lambda: date.today() + timedelta(days=60))
     matcher.observe(frame(12), tracked([WATCHED], [1]))
     assert shown(matcher, 1, 13) == [] and not matcher.active
     assert events(tmp_path)[-1]["event"] == "entry-expired"
@@ -301,9 +301,9 @@ def test_a_failing_embedding_leaves_the_track_masked(make) -> None:
 
 @pytest.mark.integration
 def test_real_photo_distances() -> None:
-    from redactor.detect import create_detector
-    from redactor.recognise.embedder import Embedder
-    from redactor.recognise.watchlist import enrol_photo
+    from redactor_video.detect import create_detector
+    from redactor_video.recognise.embedder import Embedder
+    from redactor_video.recognise.watchlist import enrol_photo
 
     embedder = Embedder()
     with create_detector("centerface", threshold=0.5) as detector:
@@ -330,8 +330,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory):
 def test_done_when_watchlist_person_clear_strangers_masked(scene) -> None:
     """obama.jpg enrolled (consent); obama2/obama3 walk among strangers: >= 90% clear, strangers never."""
     from benchmarks.recognition import WATCHLIST_PHOTOS, clear_by_track
-    from redactor.files.jobs import redact_file
-    from redactor.pipeline import Pipeline, RedactSettings
+    from redactor_video.files.jobs import redact_file
+    from redactor_video.pipeline import Pipeline, RedactSettings
 
     folder, key_file, watchlist, clip, gt = scene
     out = folder / "revealed.mp4"
@@ -350,8 +350,8 @@ def test_done_when_watchlist_person_clear_strangers_masked(scene) -> None:
 @pytest.mark.integration
 def test_alert_only_blurs_everyone_and_alerts(scene) -> None:
     from benchmarks.recognition import clear_by_track
-    from redactor.files.jobs import redact_file
-    from redactor.pipeline import Pipeline, RedactSettings
+    from redactor_video.files.jobs import redact_file
+    from redactor_video.pipeline import Pipeline, RedactSettings
 
     folder, key_file, watchlist, clip, gt = scene
     out, audit = folder / "alert.mp4", folder / "alert.audit.jsonl"
@@ -366,9 +366,9 @@ def test_alert_only_blurs_everyone_and_alerts(scene) -> None:
 
 @pytest.mark.integration
 def test_without_a_watchlist_nobody_is_embedded(scene, monkeypatch: pytest.MonkeyPatch) -> None:
-    from redactor.files.jobs import redact_file
-    from redactor.pipeline import Pipeline, RedactSettings
-    from redactor.recognise.embedder import Embedder
+    from redactor_video.files.jobs import redact_file
+    from redactor_video.pipeline import Pipeline, RedactSettings
+    from redactor_video.recognise.embedder import Embedder
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("no face may be embedded without a watchlist")

@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.score import compare_face
-from redactor.cli import main
-from redactor.detect import create_detector
+from redactor_video.cli import main
+from redactor_video.detect import create_detector
 from tests.helpers import data_dir
 from tests.recognition_helpers import enrolled
 
@@ -140,7 +140,7 @@ def test_done_when_enrolled_people_clear_and_nobody_else_on_the_real_clips(tmp_p
     """A and B enrolled from their own clips (3 best looks each); in walking_pause and headpose each is clear in
     >= 90% of their face-frames >= 40 px, and the two strangers of walking_pause in none."""
     from benchmarks.recognition_real import ENROL, GENUINE, enrol, pipeline_run, write_watchlist
-    from redactor.recognise.embedder import Embedder
+    from redactor_video.recognise.embedder import Embedder
 
     embedder = Embedder()
     key_file, watchlist = write_watchlist(tmp_path, {p: enrol(embedder, clip) for p, clip in ENROL.items()})

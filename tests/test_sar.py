@@ -31,18 +31,18 @@ from click.testing import CliRunner, Result
 
 from benchmarks.score import compare_face
 from benchmarks.synth import ClipSpec, FaceSpec, GroundTruth, make_clip
-from redactor.errors import RequestError
-from redactor.audit import verify
-from redactor.cli import main
-from redactor.cli.sar import Moment
-from redactor.detect import create_detector
-from redactor.recognise.embedder import Embedder, Look
-from redactor.recognise.keys import generate_key, load_key
-from redactor.recognise.matcher import MatchPolicy
-from redactor.recognise.watchlist import enrol_photo
-from redactor.sar import SubjectRequest, due_date
-from redactor.sar.archive import Recording, in_scope, probe
-from redactor.sar.search import Scanner, ScanResult, ScanSettings, segments
+from redactor_video.errors import RequestError
+from redactor_video.audit import verify
+from redactor_video.cli import main
+from redactor_video.cli.sar import Moment
+from redactor_video.detect import create_detector
+from redactor_video.recognise.embedder import Embedder, Look
+from redactor_video.recognise.keys import generate_key, load_key
+from redactor_video.recognise.matcher import MatchPolicy
+from redactor_video.recognise.watchlist import enrol_photo
+from redactor_video.sar import SubjectRequest, due_date
+from redactor_video.sar.archive import Recording, in_scope, probe
+from redactor_video.sar.search import Scanner, ScanResult, ScanSettings, segments
 from tests.helpers import DoesNotRaise, detail_left, sha256
 
 FPS = 12
@@ -482,7 +482,7 @@ def test_refused_before_any_search(archive: Archive, shared_data: Path, tmp_path
 @pytest.mark.integration
 def test_failed_export_leaves_no_package_and_destroys_the_entry(
         archive: Archive, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from redactor.media.sink import VideoSink
+    from redactor_video.media.sink import VideoSink
 
     real = VideoSink.write
     written: list[int] = []

@@ -33,7 +33,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.score import compare_face
-from redactor.cli import main
+from redactor_video.cli import main
 from tests.helpers import data_dir, encode_video, grey, read_video
 
 pytestmark = pytest.mark.integration

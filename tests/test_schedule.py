@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.detect import Detector
-from redactor.detect.schedule import Schedule
-from redactor.pipeline import Pipeline
-from redactor.types import Detections
+from redactor_video.detect import Detector
+from redactor_video.detect.schedule import Schedule
+from redactor_video.pipeline import Pipeline
+from redactor_video.types import Detections
 from tests.helpers import portrait
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redactor.recognise import build_recogniser
-from redactor.recognise.embedder import Embedder, Look
-from redactor.recognise.matcher import DEFAULT_THRESHOLD
+from redactor_video.recognise import build_recogniser
+from redactor_video.recognise.embedder import Embedder, Look
+from redactor_video.recognise.matcher import DEFAULT_THRESHOLD
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +59,11 @@ def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: py
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks.recognition import enrolled_watchlist, watchlist_scene
     from benchmarks.synth import make_clip
-    from redactor.files.jobs import redact_file
-    from redactor.media.sink import VideoSink
-    from redactor.pipeline import Pipeline, RedactSettings
-    from redactor.recognise.keys import load_key
-    from redactor.recognise.watchlist import read_entries, read_state
+    from redactor_video.files.jobs import redact_file
+    from redactor_video.media.sink import VideoSink
+    from redactor_video.pipeline import Pipeline, RedactSettings
+    from redactor_video.recognise.keys import load_key
+    from redactor_video.recognise.watchlist import read_entries, read_state
 
     caplog.set_level(logging.DEBUG)
     key_file, watchlist = enrolled_watchlist(tmp_path)
@@ -108,7 +108,7 @@ def test_non_match_data_never_leaves_the_matcher(tmp_path: Path, spy, caplog: py
     haystacks = {path.name: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     haystacks |= {"log records": caplog.text.encode(), "stdout": captured.out.encode(),
                   "stderr": captured.err.encode(), "error": error_text.encode()}
-    # The sealed watchlist keeps its log's head (redactor.audit): its decrypted content is searched too.
+    # The sealed watchlist keeps its log's head (redactor_video.audit): its decrypted content is searched too.
     state = read_state(watchlist, load_key(key_file))
     haystacks["watchlist, decrypted"] = json.dumps([state.entries, state.logs]).encode()
     assert {"out.mp4", "out.report.json", "audit.jsonl"} <= set(haystacks)

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.score import compare_face
-from redactor.cli import main
-from redactor.errors import InputError
-from redactor.settings import RedactSettings, knobs
-from redactor.stream.config import LIVE_SETTINGS, load_serve_config
+from redactor_video.cli import main
+from redactor_video.errors import InputError
+from redactor_video.settings import RedactSettings, knobs
+from redactor_video.stream.config import LIVE_SETTINGS, load_serve_config
 from tests.helpers import DoesNotRaise, grey, portrait
 
 FACE_WIDTH = 320

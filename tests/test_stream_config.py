@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redactor.errors import InputError
-from redactor.settings import RedactSettings
-from redactor.stream.config import CameraConfig, load_serve_config, parse_duration
-from redactor.stream.credentials import load_secrets, redact_url, with_credentials
-from redactor.stream.metrics import LatencyWindow, OpsServer, StreamMetrics
+from redactor_video.errors import InputError
+from redactor_video.settings import RedactSettings
+from redactor_video.stream.config import CameraConfig, load_serve_config, parse_duration
+from redactor_video.stream.credentials import load_secrets, redact_url, with_credentials
+from redactor_video.stream.metrics import LatencyWindow, OpsServer, StreamMetrics
 from tests.helpers import DoesNotRaise
 
 # ---- parse_duration -------------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ def test_capture_clock_sees_through_a_burst_of_frames_that_waited_in_the_socket(
     """25 fps frames arrive 50 ms after capture; then the process stalls for 2 s and the frames taken meanwhile
     arrive together. Their capture times keep their 40 ms spacing and show them 2 s old, so the filter drops
     them as stale instead of sending them as fresh and tracking faces across 1 ms of "time"."""
-    from redactor.stream.source import CaptureClock
+    from redactor_video.stream.source import CaptureClock
 
     clock = CaptureClock()
     taken = [clock.taken(k / 25, 100.05 + k / 25) for k in range(50)]
@@ -424,7 +424,7 @@ def test_capture_clock_sees_through_a_burst_of_frames_that_waited_in_the_socket(
 
 def test_capture_clock_absorbs_a_camera_clock_running_slow() -> None:
     """A camera clock 200 ppm slow over an hour: frames must not drift into looking seconds old."""
-    from redactor.stream.source import CaptureClock
+    from redactor_video.stream.source import CaptureClock
 
     clock = CaptureClock()
     for k in range(0, 25 * 3600, 25):

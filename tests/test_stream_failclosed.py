@@ -31,13 +31,13 @@ import pytest
 
 from benchmarks.score import compare_face
 from benchmarks.synth import GTBox, render_frames, tiny_test_clip
-from redactor.detect.base import Detector
-from redactor.pipeline import Pipeline, RedactSettings
-from redactor.stream.config import CameraConfig
-from redactor.stream.live import LiveFilter
-from redactor.stream.metrics import StreamMetrics
-from redactor.stream.service import Service, build_filter
-from redactor.types import Detections
+from redactor_video.detect.base import Detector
+from redactor_video.pipeline import Pipeline, RedactSettings
+from redactor_video.stream.config import CameraConfig
+from redactor_video.stream.live import LiveFilter
+from redactor_video.stream.metrics import StreamMetrics
+from redactor_video.stream.service import Service, build_filter
+from redactor_video.types import Detections
 from tests.helpers import grey, highpass, wait_for
 from tests.live_servers import FakeCamera, make_camera_clip, missing_servers
 
@@ -72,7 +72,7 @@ BACKGROUND_MIN = 0.03  # every redacted frame: far from the fail-closed blur
 BACKGROUND_TYPICAL = 0.10  # the median over a phase: the background is clear (20x the fail-closed blur's)
 TILES = 4
 RULES = {"no sweep yet", "no sweep after it in time", "input faster than real time", "input reconnected"}
-"""Why the live filter sends a frame fully blurred while detection works (redactor.stream.live)."""
+"""Why the live filter sends a frame fully blurred while detection works (redactor_video.stream.live)."""
 FACE_GROW = 0.5  # face widths around a face's box that its mask may cover (benchmarks.score's allowance)
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from helpers import portrait
-from redactor.detect.base import create_detector
-from redactor.detect.tiling import EnsembleDetector, TiledDetector, tile_grid
-from redactor.geometry import iou_matrix
+from redactor_video.detect.base import create_detector
+from redactor_video.detect.tiling import EnsembleDetector, TiledDetector, tile_grid
+from redactor_video.geometry import iou_matrix
 
 
 def street(face_width: int, at: tuple[int, int] = (700, 400)) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redactor.track.tracker import Tracker
-from redactor.types import Detections
+from redactor_video.track.tracker import Tracker
+from redactor_video.types import Detections
 
 FPS = 10.0
 

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from redactor.types import Detections, Frame, Regions
+from redactor_video.types import Detections, Frame, Regions
 from tests.helpers import DoesNotRaise, portrait
 
 BOX = [10.0, 20.0, 50.0, 70.0]

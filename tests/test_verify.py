@@ -11,12 +11,12 @@ from click.testing import CliRunner
 
 from benchmarks.score import score
 from benchmarks.synth import GroundTruth
-from redactor.cli import main
-from redactor.files.jobs import redact_file
-from redactor.media.sink import EncodeSettings
-from redactor.pipeline import Pipeline
-from redactor.geometry import iou_matrix
-from redactor.files.verify import verifier, verify
+from redactor_video.cli import main
+from redactor_video.files.jobs import redact_file
+from redactor_video.media.sink import EncodeSettings
+from redactor_video.pipeline import Pipeline
+from redactor_video.geometry import iou_matrix
+from redactor_video.files.verify import verifier, verify
 
 pytestmark = pytest.mark.integration
 

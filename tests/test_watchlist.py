@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from redactor.cli import main
-from redactor.errors import EnrolmentRefused, EntryRefused, KeyFileError, OutputError, WatchlistTampered
-from redactor.recognise import build_recogniser
-from redactor.recognise import embedder as embedder_module
-from redactor.recognise.keys import generate_key, load_key
-from redactor.recognise.watchlist import enrol_photo, load, read_entries, validate, write_entries
+from redactor_video.cli import main
+from redactor_video.errors import EnrolmentRefused, EntryRefused, KeyFileError, OutputError, WatchlistTampered
+from redactor_video.recognise import build_recogniser
+from redactor_video.recognise import embedder as embedder_module
+from redactor_video.recognise.keys import generate_key, load_key
+from redactor_video.recognise.watchlist import enrol_photo, load, read_entries, validate, write_entries
 from tests.helpers import DoesNotRaise, data_dir, wait_for
 from tests.recognition_helpers import TODAY, make_key, raw_entry
 
@@ -197,7 +197,7 @@ def test_missing_watchlist(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def enrol_tools():
-    from redactor.detect import create_detector
+    from redactor_video.detect import create_detector
 
     with create_detector("centerface", threshold=0.5) as detector:
         yield detector, embedder_module.Embedder()
@@ -358,7 +358,7 @@ def test_no_applicable_entry_means_no_models_and_no_embedding(tmp_path: Path, mo
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("the face models must not even be loaded")
 
-    monkeypatch.setattr("redactor.recognise.Embedder", forbidden)
+    monkeypatch.setattr("redactor_video.recognise.Embedder", forbidden)
     audit = tmp_path / "audit.jsonl"
     matcher = build_recogniser(watchlist, key_path, "gate-1", True, audit)
     try:

@@ -1,0 +1,288 @@
+"""Look-ahead buffer: hold frames back so a face found later is also masked earlier.
+
+A face is usually detectable only some frames after it enters the picture, and
+with sparse detection a track's box between two detections is a guess. Holding
+N frames lets us paint a new track's first box back over the frames before it
+(with a margin that grows with the time gap) and replace guesses between two
+detections with the interpolated box as well (both stay masked). A live
+stream releases frames early, often before the next detection: a guess that
+leaves that way also gets the last detected box grown by how far the face could
+have gone since, in any direction, since constant velocity is wrong for a face
+that stops or turns back. (Doing the same for tracks lost for longer than a
+file's look-ahead cost 0.15-0.8 points of background on our clips.)
+
+A walker crosses up to ~9 face widths a second whatever the distance, so a
+small face, which only the periodic sweep can see, is often found only after
+walking a long way into the picture. The margin painted back at a track's
+start grows about one face width a second (more cost the background
+everywhere; RESULTS.md), far too slowly for that. Once a small face's track
+has a second detection a sweep period or so after its first, its motion is
+known: frames held from before its first detection get the first box moved
+back along that motion (with a margin growing half a face width a second), so
+the face is masked where it was, not only near where it was first found.
+A track the tracker starts from a line of faint finds comes with its motion
+and is painted back along it at once; one whose place earlier passes found
+faint comes with where that trace began, and is masked from there (the box
+interpolated between). Such a track, started by faint finds alone, is
+painted back only as far as its faint finds reach (and half a second more)
+until a confident find confirms it; then over every frame still held: a
+faint bottle on a panning shot, seen twice on a line, was otherwise masked
+3 s back. A faint find (under the start score) shortly after a confident one
+adds its box but does not replace the confident one as the start of the next
+interpolation: faint boxes can sit a third of a face off.
+Larger faces are found by the every-frame detector as soon as they show, and
+painting them back a whole second cost 0.4-0.8 points of background.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Callable
+
+import numpy as np
+
+from redactor_video import geometry
+from redactor_video.track.tracker import ANCHOR_SECONDS, SMALL_FACE
+from redactor_video.types import Detections, Frame, MaskPlan
+
+
+class _Held:
+    """A frame waiting in the buffer, with every box so far that must be masked on it.
+
+    `owners[i]` is the track id behind `boxes[i]`, so a later decision about a
+    track (e.g. a confirmed watchlist match) applies to its backfilled boxes too.
+    While it waits behind newer frames its pixels are held packed (park()).
+    It becomes a frozen MaskPlan when it leaves.
+    """
+
+    def __init__(self, frame: Frame, failure: str = "") -> None:
+        self.index = frame.index
+        self.boxes: list[np.ndarray] = []
+        self.owners: list[int] = []
+        self.failure = failure
+        # Tracks whose box here is a prediction: track id -> (index and box of its last detection, speed px/s).
+        self.guessed: dict[int, tuple[int, np.ndarray, float]] = {}
+        self.frame: Frame | PackedFrame = frame
+
+    def add(self, owner: int, box: np.ndarray) -> None:
+        self.boxes.append(np.asarray(box, np.float32))
+        self.owners.append(owner)
+
+    def park(self) -> None:
+        """Hold the pixels as 4:2:0 while waiting: half the memory, so the look-ahead can be twice as long."""
+        if isinstance(self.frame, Frame) and self.frame.packable:
+            self.frame = self.frame.pack()
+
+    def plan(self) -> MaskPlan:
+        return MaskPlan(self.frame, tuple(self.boxes), tuple(self.owners), self.failure)
+
+
+BACKFILL_SECONDS = 0.5
+"""How far back a new track's first box is painted before its motion is known."""
+LARGE_FACE = 96.0
+LARGE_BACKFILL_SECONDS = 0.2
+"""Faces of LARGE_FACE px and more score 0.64 or more in whole-frame BlazeFace nine frames in ten and the
+sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
+something, or turned), so its first box is painted back only this far. A half-second margin around faces
+that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
+MOTION_SPAN_SECONDS = 0.15
+"""Two detections at least this far apart give a motion to paint back along (one frame apart, a box's
+jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
+
+
+class LookAhead:
+    """frames: how many frames are held back (0 disables backfill), fewer (down to min_frames) where that
+    many would hold more than max_bytes of pixels; speed: assumed face speed in face widths per second
+    while a new track's motion is unknown; paint_below: tracks whose first box is smaller than this (px),
+    which only the sweep sees, are painted back along their motion."""
+
+    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE,
+                 max_bytes: float = math.inf, min_frames: int = 0) -> None:
+        if frames < 0 or min_frames < 0:
+            raise ValueError("look-ahead must be >= 0 frames")
+        self.frames = frames
+        self.max_bytes = max_bytes
+        self.min_frames = min(min_frames, frames)
+        self.fps = max(fps, 1e-3)
+        self.speed = speed
+        self.paint_below = paint_below
+        self._slots: deque[_Held] = deque()
+        self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
+        self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
+        self._strong: dict[int, int] = {}  # track id -> frame of its last detection that scored >= the start
+        # Tracks started by faint finds and not yet found confidently -> the first frame their motion is painted
+        # back to, and what painting it further back would take.
+        self._doubtful: dict[int, int] = {}
+        self._unpainted: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
+
+    def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[MaskPlan]:
+        """Add one frame and its tracked boxes; return the plans of the frames that leave."""
+        if failure:
+            self.fail_held(failure)
+        slot = _Held(frame, failure=failure)
+        for box, tid in zip(tracked.xyxy, tracked.tracker_id):
+            slot.add(int(tid), box)
+        n_boxes = len(tracked)
+        hits = tracked.data.get("hits", np.ones(n_boxes, int))
+        velocities = tracked.data.get("velocity", np.zeros((n_boxes, 2)))
+        traced = tracked.data.get("traced", np.zeros(n_boxes))
+        traced_boxes = tracked.data.get("traced_box", tracked.xyxy)
+        faint = tracked.data.get("faint", np.zeros(n_boxes, bool))
+        for box, tid, coasting, n, velocity, age, first, weak in zip(
+                tracked.xyxy, tracked.tracker_id, tracked.predicted, hits, velocities, traced, traced_boxes, faint):
+            tid = int(tid)
+            if coasting:
+                if tid in self._last_detected:
+                    slot.guessed[tid] = (*self._last_detected[tid], float(np.hypot(*velocity)))
+                continue
+            box = np.asarray(box, np.float32)
+            anchored = weak and self._anchored(tid, frame.index)
+            if n == 1:
+                start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
+                if weak:
+                    self._doubtful[tid] = start - int(round(BACKFILL_SECONDS * self.fps))
+                self._backfill(tid, first, start)
+                if start < frame.index:
+                    self._last_detected[tid] = (start, first)
+                    self._interpolate(tid, box, frame.index)
+                if np.any(velocity):
+                    self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
+                elif geometry.size(box) < self.paint_below:
+                    self._first[tid] = (frame.index, box)
+            elif tid in self._last_detected and not anchored:
+                self._interpolate(tid, box, frame.index)
+            if tid in self._first and frame.index - self._first[tid][0] >= MOTION_SPAN_SECONDS * self.fps:
+                self._paint_back(tid, box, frame.index)
+            if not anchored:
+                self._last_detected[tid] = (frame.index, box)
+            if not weak:
+                self._strong[tid] = frame.index
+                self._confirm(tid)
+        live = set(slot.owners)
+        self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
+        self._first = {k: v for k, v in self._first.items() if k in live}
+        self._strong = {k: v for k, v in self._strong.items() if k in live}
+        self._doubtful = {k: v for k, v in self._doubtful.items() if k in live}
+        self._unpainted = {k: v for k, v in self._unpainted.items() if k in live}
+        self._slots.append(slot)
+        ready = []
+        while len(self._slots) > self.holds(frame):
+            ready.append(self._slots.popleft().plan())
+        if len(self._slots) > 1:
+            self._slots[-2].park()  # the newest stays as it is: a lone still image is never packed
+        return ready
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of pixels the held frames take now: the newest as RGB, those behind it packed as 4:2:0."""
+        return sum(slot.frame.nbytes for slot in self._slots)
+
+    def holds(self, frame: Frame) -> int:
+        """How many frames of this size are held back: `frames`, or as many as fit in max_bytes packed."""
+        if self.max_bytes == math.inf:
+            return self.frames
+        return max(self.min_frames, min(self.frames, int(self.max_bytes // frame.packed_bytes)))
+
+    def fail_held(self, reason: str) -> None:
+        """Mask every held frame whole: a face that entered just before detection broke could otherwise
+        leave with no box, since no later detection will ever paint one back onto it."""
+        for slot in self._slots:
+            slot.failure = slot.failure or reason
+
+    def release(self, is_due: Callable[[int], bool]) -> list[MaskPlan]:
+        """Let the oldest frames go early while `is_due(index)` holds for them (a live stream's latency budget)."""
+        ready = []
+        while self._slots and is_due(self._slots[0].index):
+            ready.append(self._settle(self._slots.popleft()).plan())
+        return ready
+
+    def flush(self) -> list[MaskPlan]:
+        ready = [slot.plan() for slot in self._slots]
+        self._slots.clear()
+        self._last_detected.clear()
+        self._first.clear()
+        self._strong.clear()
+        self._doubtful.clear()
+        self._unpainted.clear()
+        return ready
+
+    def _anchored(self, tid: int, index: int) -> bool:
+        """Whether a faint detection of track `tid` on frame `index` should leave the track's last detection
+        as it is: one that scored >= the start less than ANCHOR_SECONDS ago. Faint BlazeFace boxes can sit a
+        third of a face off it (walkers seed 17 IR: a 63 px face left clear 2 frames between two sweep finds
+        0.2 s apart); the line between the two confident finds is then drawn over the frames between them,
+        as well as each faint box."""
+        return tid in self._strong and index - self._strong[tid] < ANCHOR_SECONDS * self.fps
+
+    def _settle(self, slot: _Held) -> _Held:
+        """A slot leaving early: every guess no later detection replaced also gets the last detected box
+        grown by the track's speed times the time since, at most one face size each way."""
+        for tid, (start, last, speed) in slot.guessed.items():
+            size = geometry.size(last)
+            m = min(speed * (slot.index - start) / self.fps, size)
+            slot.add(tid, last + np.array([-m, -m, m, m], np.float32))
+        slot.guessed.clear()
+        return slot
+
+    def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
+        size = geometry.size(box)
+        reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
+        for slot in self._slots:
+            gap = (index - slot.index) / self.fps
+            if 0 <= gap <= reach:
+                m = min(size, size * self.speed * gap)
+                slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
+
+    def _paint_back(self, tid: int, box: np.ndarray, index: int) -> None:
+        """Move the track's first box back along the motion from it to `box`, over every held frame before it."""
+        start, first = self._first.pop(tid)
+        span = index - start
+        if self._plausible(first, box, span / self.fps):
+            self._paint_along(tid, first, start, ((box[:2] + box[2:]) - (first[:2] + first[2:])) / 2 / span)
+
+    def _paint_along(self, tid: int, first: np.ndarray, start: int, step: np.ndarray, until: int | None = None) -> None:
+        """Paint box `first`, found on frame `start`, back over the held frames before it (and before `until`),
+        moving `step` px a frame (a track that starts with its motion known, from faint finds before it, is
+        painted at once); a doubtful track only as far back as its faint finds reach, the rest kept for later."""
+        since = self._doubtful.get(tid)
+        if since is not None:
+            self._unpainted[tid] = (first, start, step)
+        end = start if until is None else min(start, until)
+        size = geometry.size(first)
+        for slot in self._slots:
+            back = start - slot.index
+            if slot.index < end and (since is None or slot.index >= since):
+                m = 0.5 * size * back / self.fps
+                shift = -step * back
+                slot.add(tid, first + np.array([shift[0] - m, shift[1] - m, shift[0] + m, shift[1] + m], np.float32))
+
+    def _confirm(self, tid: int) -> None:
+        """A confident find of a doubtful track: paint its motion back over the held frames it skipped."""
+        since = self._doubtful.pop(tid, None)
+        if since is not None and tid in self._unpainted:
+            self._paint_along(tid, *self._unpainted.pop(tid), until=since)
+
+    def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
+        start, first = self._last_detected[tid]
+        span = index - start
+        if span <= 1:
+            return
+        same_face = self._plausible(first, box, span / self.fps)
+        for slot in self._slots:
+            if start < slot.index < index:
+                a = (slot.index - start) / span
+                slot.add(tid, first * (1 - a) + box * a)
+                if same_face:
+                    slot.guessed.pop(tid, None)
+
+    def _plausible(self, a: np.ndarray, b: np.ndarray, seconds: float) -> bool:
+        """Whether one face could have gone from box a to box b in `seconds`. A tracker that swapped two
+        faces at a detection hands us a jump to the other face; the line between them is then no guess
+        of either, so the frames in between keep their guesses too (a 40 px face turning back next to a
+        larger one leaked that way in a live test)."""
+        wa, wb = float(a[2] - a[0]), float(b[2] - b[0])
+        if not 0.67 <= wb / max(wa, 1.0) <= 1.5:
+            return False
+        moved = float(np.hypot(*((b[:2] + b[2:]) / 2 - (a[:2] + a[2:]) / 2)))
+        return moved <= max(wa, wb) * (1.0 + 5.0 * seconds)  # a walker crosses ~5 face widths a second

@@ -1,0 +1,275 @@
+"""Multi-face tracker: Kalman motion + optimal assignment, ByteTrack-style two passes.
+
+A tracker here exists to keep masks on faces the detector momentarily misses,
+so every live track is reported every frame, detected or coasting, tentative
+or confirmed, and a coasting track's box widens with its position uncertainty.
+Settings are in seconds so they mean the same at any frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from redactor_video import geometry
+from redactor_video.track.kalman import KalmanBox
+from redactor_video.types import Detections
+
+_NO_MATCH = 1e6
+SMALL_FACE = 48.0
+"""Faces narrower than this (px) only the periodic sweep sees: whole-frame BlazeFace finds none."""
+SMALL_HOLD_FACTOR = 2.0
+"""How many times `hold_seconds` a track of a face under `small_below` px is held."""
+WALK_SPEED = 12.0
+"""Detector box widths per second a walker crosses at most, whatever the distance: 1.4 m/s is ~9 widths of
+a 15 cm face, and a detector's box is ~0.85 of the face; the walkers scene's fastest move ~11."""
+ANCHOR_SECONDS = 0.5
+"""For this long after a confident find (>= high), a faint find taken for the same face steers its motion
+estimate only if it overlaps the prediction: faint BlazeFace boxes can sit a third of a face or more off
+it (crowd seed 33: one 55 px off a 65 px face, three frames after a 0.84 find, sent the track coasting off
+with a widening mask while the face started a new one). The look-ahead interpolates between confident
+finds across such faint ones for the same reason."""
+CHAIN_SECONDS = 1.0
+"""How long small faint finds are remembered, to see a walker's earlier steps in them."""
+COAST_GROWTH = 1.5
+"""How many times larger or smaller than when last detected a coasting track's box may become: a far face
+(the kind that goes unfound for seconds) walking at the camera grows ~1.2 times in 2 s."""
+CHAIN_TOLERANCE = 0.5
+"""How far (in face sizes) the middle find of three may sit from the straight, steady line through the others."""
+
+
+@dataclass
+class _Track:
+    id: int
+    kf: KalmanBox
+    last_box: np.ndarray
+    last_seen: float
+    hits: int = 1
+    trace: tuple[float, np.ndarray] | None = None  # (time, box) of the earliest faint find leading to its start
+    confident: float = -np.inf  # time of its last detection that scored >= high
+
+
+class Tracker:
+    """Keeps one track per face across frames.
+
+    hold_seconds: how long a track is still masked after its last detection.
+    high / low: detections >= high may start tracks; those in [low, high) only
+    extend existing ones (a faint face next to where a face just was is that face).
+    small_below: faces smaller than this many pixels are seen only by the
+    periodic sweep, so the tracker gives them more patience in two ways. A faint
+    find that small that two complete detection passes in a row report at the
+    same place starts a track: small faces half outside the frame or half hidden
+    (behind a pole) score under `high` for seconds; larger faint finds only
+    extend tracks, since at that size both detectors look and the faint ones
+    that repeat are clutter (repeated faint finds of any size changed 9.0% of a
+    crowd clip's background instead of 0.7%; below 48 px, no more than before:
+    RESULTS.md). A small faint find also starts a track when it extends a straight,
+    steady line through two earlier ones of its size within CHAIN_SECONDS, at no
+    more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
+    three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
+    in. A new small track on such a line, faint or not, starts with that motion,
+    which the look-ahead paints back at once (only near the faint finds until a
+    confident find confirms a track they alone started). And a small face's track found at
+    least three times is held SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px
+    face in night-IR noise went unfound for 1.8 s between two runs of
+    detections, and its track had ended after 1 s (one found once or twice is
+    held `hold_seconds`: a noise patch the sweep scored 0.57 once held a mask
+    for 2 s). Faint finds of any size are remembered for CHAIN_SECONDS too: a
+    new track whose place earlier passes found faint (a chain back through them,
+    each within a face size of the next) reports how long ago and where that trace
+    began, so the look-ahead masks the face from there: a 52 px face crossed by
+    another scored 0.27-0.36 for 0.8 s before 0.86, and was left clear 8 frames.
+    """
+
+    def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
+                 match_gate: float = 1.0, small_below: float = SMALL_FACE) -> None:
+        if hold_seconds < 0 or not 0 <= low <= high <= 1:
+            raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
+        self.hold_seconds = hold_seconds
+        self.high = high
+        self.low = low
+        self.match_gate = match_gate
+        self.small_below = small_below
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._time: float | None = None
+        self._faint: list[tuple[float, np.ndarray]] = []  # (time, small faint finds) of recent complete passes
+        self._traces: list[tuple[float, np.ndarray]] = []  # (time, faint finds of any size), kept as long
+
+    def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
+        """Advance to time `t` (seconds) and fold in this frame's detections.
+
+        detected=False says this frame had no complete detection pass (the
+        detector did not run, or only a pass blind to small faces did): whatever
+        was found is still folded in, but no track ends for lack of a detection
+        it was never offered.
+
+        Every live track is returned, with data for the look-ahead: "hits"
+        (detections so far), "velocity" (px/s), "traced" and "traced_box"
+        (how long ago and where its faint trace began) and "faint" (detected
+        now, but only by a find under `high`).
+        """
+        dt = 0.0 if self._time is None else max(t - self._time, 0.0)
+        self._time = t
+        predicted = [tr.kf.predict(dt) for tr in self._tracks]
+        matched: dict[int, int] = {}
+        if len(detections):
+            order = np.argsort(-detections.confidence)
+            high = [i for i in order if detections.confidence[i] >= self.high]
+            low = [i for i in order if self.low <= detections.confidence[i] < self.high]
+            free = list(range(len(self._tracks)))
+            for group in (high, low):
+                pairs = self._associate([predicted[k] for k in free], [self._tracks[k] for k in free],
+                                        detections.xyxy[group])
+                for ti, di in pairs:
+                    matched[free[ti]] = group[di]
+                free = [k for k in free if k not in matched]
+            claimed = set(matched.values())
+            for k, di in matched.items():
+                tr = self._tracks[k]
+                weak = bool(detections.confidence[di] < self.high)
+                if not weak or t - tr.confident >= ANCHOR_SECONDS or geometry.iou_matrix(
+                        predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
+                    tr.kf.update(detections.xyxy[di], faint=weak)
+                if not weak:
+                    tr.confident = t
+                tr.last_box = np.asarray(detections.xyxy[di], np.float32)
+                tr.last_seen = t
+                tr.hits += 1
+            size = geometry.sizes(detections.xyxy)
+            starters = [di for di in high if di not in claimed]
+            faint = [di for di in low if di not in claimed] if detected else []
+            small_faint = [di for di in faint if size[di] < self.small_below]
+            walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
+                     for di in starters + small_faint}
+            history = self._traces  # this pass is not in it: _remember_faint makes a new list
+            if detected:
+                previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
+                starters += [di for di in small_faint
+                             if walks[di] is not None or len(_near(detections.xyxy[di], previous))]
+                self._remember_faint(t, detections.xyxy[small_faint], detections.xyxy[faint])
+            for di in starters:
+                box = np.asarray(detections.xyxy[di], np.float32)
+                velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
+                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity), box, t,
+                                           trace=_traced(box, history),
+                                           confident=t if detections.confidence[di] >= self.high else -np.inf))
+                predicted.append(box)
+                matched[len(self._tracks) - 1] = di
+                self._next_id += 1
+        elif detected:
+            self._remember_faint(t, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32))
+        keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self._hold(tr)]
+        boxes, ids, coasting, hits, velocities, traced, traced_box, faint_hit = [], [], [], [], [], [], [], []
+        for k in keep:
+            tr = self._tracks[k]
+            faint_hit.append(k in matched and bool(detections.confidence[matched[k]] < self.high))
+            if k in matched:
+                boxes.append(tr.last_box)
+            else:
+                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box))
+            ids.append(tr.id)
+            coasting.append(k not in matched)
+            hits.append(tr.hits)
+            velocities.append(tr.kf.velocity())
+            trace = tr.trace if tr.trace is not None and tr.hits == 1 else (t, boxes[-1])
+            traced.append(t - trace[0])
+            traced_box.append(trace[1])
+        self._tracks = [self._tracks[k] for k in keep]
+        if not boxes:
+            return Detections.empty("tracker")
+        conf = np.ones(len(boxes), np.float32)
+        return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
+                          data={"hits": np.array(hits), "velocity": np.array(velocities),
+                                "traced": np.array(traced), "traced_box": np.array(traced_box, np.float32),
+                                "faint": np.array(faint_hit)})
+
+    def _remember_faint(self, t: float, small: np.ndarray, every: np.ndarray) -> None:
+        self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS] + [(t, small.reshape(-1, 4))]
+        self._traces = [(tf, b) for tf, b in self._traces if t - tf <= CHAIN_SECONDS] + [(t, every.reshape(-1, 4))]
+
+    def _hold(self, track: _Track) -> float:
+        box = track.last_box
+        small = geometry.size(box) < self.small_below and track.hits >= 3
+        return self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
+
+    def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
+        """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain
+        (a fast face seen again after sparse detection), within three standard deviations, if its size is
+        within a factor of 2 of the track's last detected box (not of the prediction, whose size drifts
+        while coasting: a 20 px face's track coasting 0.9 s took a faint 48 px find 140 px away and its
+        mask followed that clutter for 2 s)."""
+        if not boxes or not len(dets):
+            return []
+        t = np.array(boxes, np.float32)
+        iou = geometry.iou_matrix(t, dets)
+        tc = (t[:, :2] + t[:, 2:]) / 2
+        dc = (dets[:, :2] + dets[:, 2:]) / 2
+        size = np.maximum(geometry.sizes(t), 1.0)[:, None]
+        dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / size
+        seen = np.array([max(geometry.size(tr.last_box), 1.0) for tr in tracks], np.float32)[:, None]
+        dsize = geometry.sizes(dets)[None, :] / seen
+        sigma = np.array([tr.kf.position_sigma() for tr in tracks], np.float32)[:, None]
+        reach = np.maximum(self.match_gate, 3.0 * sigma / size)
+        similar = (dsize > 0.5) & (dsize < 2.0)
+        cost = np.where(iou > 0.1, 1.0 - iou, 1.0 + dist)
+        cost = np.where((iou > 0.1) | ((dist < reach) & similar), cost, _NO_MATCH)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
+
+
+def _near(box: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Which of `earlier` (a previous pass's finds) could be the face at `box`, nearest first: centres
+    within one face size and sizes within a factor of 1.5."""
+    size = max(geometry.size(box), 1.0)
+    sizes = geometry.sizes(earlier)
+    dist = np.linalg.norm((earlier[:, :2] + earlier[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
+    near = np.flatnonzero((dist <= size) & (sizes < 1.5 * size) & (sizes * 1.5 > size))
+    return near[np.argsort(dist[near])]
+
+
+def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]]) -> tuple[float, np.ndarray] | None:
+    """The earliest faint find of a chain back from `box` through earlier passes' faint finds, each near
+    the next (a pass that found nothing there is skipped); None if there is none."""
+    here, earliest = box, None
+    for tf, boxes in reversed(history):
+        near = _near(here, boxes)
+        if len(near):
+            here = boxes[near[0]]
+            earliest = (tf, here)
+    return earliest
+
+
+def _walked(box: np.ndarray, t: float, history: list[tuple[float, np.ndarray]]) -> np.ndarray | None:
+    """The motion (px/s) of a faint find that extends a straight, steady line through two earlier faint
+    finds of its size at walking pace, from the earliest such find; None if it extends none."""
+    size = max(geometry.size(box), 1.0)
+    steps = [(tf, b) for tf, boxes in history for b in boxes if tf < t and size / 1.5 < geometry.size(b) < 1.5 * size]
+    here = geometry.centre(box)
+    for i, (ta, a) in enumerate(steps):
+        velocity = (here - geometry.centre(a)) / (t - ta)
+        if np.hypot(*velocity) > WALK_SPEED * size:
+            continue
+        for tb, b in steps[i + 1:]:
+            on_line = geometry.centre(a) + velocity * (tb - ta)
+            if ta < tb and np.hypot(*(geometry.centre(b) - on_line)) <= CHAIN_TOLERANCE * size:
+                return velocity
+    return None
+
+
+def _widen(box: np.ndarray, sigma: float, seen: np.ndarray) -> np.ndarray:
+    """A coasting track's mask: the predicted box, its size kept within COAST_GROWTH of the last detected
+    box `seen`, grown by two standard deviations of its centre estimate, at most that face size: beyond
+    that a mask covers background, not the face, and the look-ahead's interpolation takes over. Unbounded,
+    a size trend read off two jittery finds of a 20 px face made its mask 155 px wide after 1.6 s."""
+    size = np.asarray(box[2:] - box[:2], np.float32)
+    last = np.asarray(seen[2:] - seen[:2], np.float32)
+    half = np.clip(size, last / COAST_GROWTH, last * COAST_GROWTH) / 2
+    m = min(2.0 * sigma, float(max(last)))
+    centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
+    return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

@@ -45,35 +45,43 @@ def _px(box: tuple[float, float, float, float], width: int, height: int) -> tupl
     return max(0, math.floor(x1)), max(0, math.floor(y1)), min(width, math.ceil(x2)), min(height, math.ceil(y2))
 
 
-def blur_boxes(sigma_per_width: float) -> Edit:
+Paint = Callable[[np.ndarray, GTBox, tuple[int, int, int, int]], None]
+
+
+def each_box(paint: Paint) -> Edit:
+    """An edit that calls `paint(rgb, box, pixels)` on every ground-truth box with some area inside the frame."""
     def edit(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:
         h, w = rgb.shape[:2]
         for b in boxes:
             x0, y0, x1, y1 = _px(b.box, w, h)
             if x1 > x0 and y1 > y0:
-                sigma = b.face_width * sigma_per_width
-                p = math.ceil(3 * sigma)
-                X0, Y0, X1, Y1 = max(0, x0 - p), max(0, y0 - p), min(w, x1 + p), min(h, y1 + p)
-                blurred = cv2.GaussianBlur(rgb[Y0:Y1, X0:X1], (0, 0), sigma)
-                rgb[y0:y1, x0:x1] = blurred[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0]
+                paint(rgb, b, (x0, y0, x1, y1))
         return rgb
 
     return edit
+
+
+def blur_boxes(sigma_per_width: float) -> Edit:
+    def paint(rgb: np.ndarray, b: GTBox, px: tuple[int, int, int, int]) -> None:
+        (x0, y0, x1, y1), (h, w) = px, rgb.shape[:2]
+        sigma = b.face_width * sigma_per_width
+        p = math.ceil(3 * sigma)
+        X0, Y0, X1, Y1 = max(0, x0 - p), max(0, y0 - p), min(w, x1 + p), min(h, y1 + p)
+        blurred = cv2.GaussianBlur(rgb[Y0:Y1, X0:X1], (0, 0), sigma)
+        rgb[y0:y1, x0:x1] = blurred[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0]
+
+    return each_box(paint)
 
 
 def pixelate_boxes(blocks_per_face: int) -> Edit:
-    def edit(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        for b in boxes:
-            x0, y0, x1, y1 = _px(b.box, w, h)
-            if x1 > x0 and y1 > y0:
-                nx = max(1, round(blocks_per_face * (x1 - x0) / b.face_width))
-                ny = max(1, round(blocks_per_face * (y1 - y0) / b.face_width))
-                small = cv2.resize(rgb[y0:y1, x0:x1], (nx, ny), interpolation=cv2.INTER_AREA)
-                rgb[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-        return rgb
+    def paint(rgb: np.ndarray, b: GTBox, px: tuple[int, int, int, int]) -> None:
+        x0, y0, x1, y1 = px
+        nx = max(1, round(blocks_per_face * (x1 - x0) / b.face_width))
+        ny = max(1, round(blocks_per_face * (y1 - y0) / b.face_width))
+        small = cv2.resize(rgb[y0:y1, x0:x1], (nx, ny), interpolation=cv2.INTER_AREA)
+        rgb[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
 
-    return edit
+    return each_box(paint)
 
 
 def fill_boxes(rgb: np.ndarray, boxes: list[GTBox]) -> np.ndarray:

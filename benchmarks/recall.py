@@ -293,11 +293,17 @@ def fresh_name(i: int, c: dict) -> str:
 
 
 def render_fresh(i: int, conditions: dict, out_dir: Path) -> Clip:
-    """Render one drawn scene (validation material: its seed is new) and its exact ground truth."""
+    """Render one drawn scene (validation material: its seed is new) and its exact ground truth. A scene
+    already rendered under this name in `out_dir` is scored as it is: libx264 does not encode the same
+    frames to the same stream twice, so only the same file lets two runs (two commits) be compared."""
     name = fresh_name(i, conditions)
     video = out_dir / "fresh" / f"{name}.mp4"
     video.parent.mkdir(parents=True, exist_ok=True)
-    gt = make_clip(fresh_spec(conditions), video, crf=conditions["crf"])
+    truth = Path(f"{video}.gt.json")
+    if video.exists() and truth.exists():
+        gt = GroundTruth.load(truth)
+    else:
+        gt = make_clip(fresh_spec(conditions), video, crf=conditions["crf"])
     return Clip(name, "validation", video, gt, "fresh", FRESH_MIN_VISIBLE, conditions)
 
 

@@ -27,7 +27,7 @@ from redactor_video.mask.masker import Masker
 from redactor_video.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
 from redactor_video.track.lookahead import LookAhead
 from redactor_video.track.tracker import Tracker
-from redactor_video.types import Detections, Frame, MaskPlan, Regions
+from redactor_video.types import Detections, Frame, MaskPlan, Regions, Tracks
 
 
 class Recogniser(Protocol):
@@ -41,7 +41,7 @@ class Recogniser(Protocol):
     observed before the evidence about them existed.
     """
 
-    def observe(self, frame: Frame, tracked: Detections) -> None: ...
+    def observe(self, frame: Frame, tracked: Tracks) -> None: ...
     def reveals(self, track_id: int, index: int) -> bool: ...
     def close(self) -> None: ...
 

@@ -6,7 +6,7 @@ and a malformed value is caught where it is made, not three stages later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from fractions import Fraction
 from typing import Any
@@ -19,6 +19,16 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+def _boxes(value: Any) -> np.ndarray:
+    """(n, 4) float32 boxes x1, y1, x2, y2, each finite with x2 >= x1 and y2 >= y1; ValueError otherwise."""
+    boxes = np.array(value, dtype=np.float32).reshape(-1, 4) if np.size(value) else np.zeros((0, 4), np.float32)
+    if len(boxes) and not np.all(np.isfinite(boxes)):
+        raise ValueError("boxes and confidences must be finite")
+    if len(boxes) and np.any(boxes[:, 2:] < boxes[:, :2]):
+        raise ValueError("boxes must have x2 >= x1 and y2 >= y1")
+    return boxes
 
 
 @dataclass(frozen=True)
@@ -104,41 +114,22 @@ class PackedFrame:
 
 @dataclass(frozen=True)
 class Detections:
-    """Face boxes found in one frame (or tracked into it).
-
-    Arrays all have length n. `tracker_id` is -1 for boxes no tracker has
-    claimed; `predicted` marks boxes a tracker carried forward without a
-    detection in this frame (they are still faces and still masked).
-    """
+    """Face boxes a detector found in one frame, with its score for each; arrays all have length n."""
 
     xyxy: np.ndarray
     confidence: np.ndarray
-    tracker_id: np.ndarray | None = None
-    predicted: np.ndarray | None = None
     detector: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        xyxy = np.array(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        xyxy = _boxes(self.xyxy)
         n = len(xyxy)
         conf = np.array(self.confidence, dtype=np.float32).reshape(-1)
         if len(conf) != n:
             raise ValueError(f"confidence has {len(conf)} entries for {n} boxes")
-        if n and not (np.all(np.isfinite(xyxy)) and np.all(np.isfinite(conf))):
+        if n and not np.all(np.isfinite(conf)):
             raise ValueError("boxes and confidences must be finite")
-        if n and np.any(xyxy[:, 2:] < xyxy[:, :2]):
-            raise ValueError("boxes must have x2 >= x1 and y2 >= y1")
-        tid = np.full(n, -1, np.int64) if self.tracker_id is None else np.array(self.tracker_id, np.int64).reshape(-1)
-        pred = np.zeros(n, bool) if self.predicted is None else np.array(self.predicted, bool).reshape(-1)
-        if len(tid) != n or len(pred) != n:
-            raise ValueError("tracker_id and predicted must have one entry per box")
-        for key, value in self.data.items():
-            if len(value) != n:
-                raise ValueError(f"data[{key!r}] has {len(value)} entries for {n} boxes")
         object.__setattr__(self, "xyxy", _readonly(xyxy))
         object.__setattr__(self, "confidence", _readonly(conf))
-        object.__setattr__(self, "tracker_id", _readonly(tid))
-        object.__setattr__(self, "predicted", _readonly(pred))
 
     @classmethod
     def empty(cls, detector: str = "") -> Detections:
@@ -149,17 +140,8 @@ class Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
-        keys = set(parts[0].data)
-        if any(set(p.data) != keys for p in parts):
-            raise ValueError("cannot merge detections with different data keys")
-        return cls(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.confidence for p in parts]),
-            np.concatenate([p.tracker_id for p in parts]),
-            np.concatenate([p.predicted for p in parts]),
-            detector="+".join(dict.fromkeys(p.detector for p in parts)),
-            data={k: np.concatenate([np.asarray(p.data[k]) for p in parts]) for k in keys},
-        )
+        return cls(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.confidence for p in parts]),
+                   detector="+".join(dict.fromkeys(p.detector for p in parts)))
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -167,14 +149,7 @@ class Detections:
     def __getitem__(self, index: Any) -> Detections:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Detections(
-            self.xyxy[index],
-            self.confidence[index],
-            self.tracker_id[index],
-            self.predicted[index],
-            detector=self.detector,
-            data={k: np.asarray(v)[index] for k, v in self.data.items()},
-        )
+        return Detections(self.xyxy[index], self.confidence[index], detector=self.detector)
 
     @property
     def widths(self) -> np.ndarray:
@@ -183,6 +158,62 @@ class Detections:
     @property
     def heights(self) -> np.ndarray:
         return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Every live track at one frame: what the tracker hands to the look-ahead and the recogniser.
+
+    One entry per track in every array. `xyxy` is where the face is taken to be now: the box it was
+    detected at, or for a coasting track (`predicted`: no detection this frame) its prediction widened by
+    its uncertainty. `hits` counts its detections so far (1: it is new, so the look-ahead paints it back
+    over earlier frames); `velocity` is its centre's motion in px/s; `traced` says how many seconds before
+    now faint finds at its place began, and `traced_box` where (for a track that is not new: 0 and its
+    box); `faint` says it was detected now only by a find under the score that starts a track. Left out,
+    they default to a track detected once, at rest, untraced and not faint.
+    """
+
+    xyxy: np.ndarray
+    tracker_id: np.ndarray
+    predicted: np.ndarray | None = None
+    hits: np.ndarray | None = None
+    velocity: np.ndarray | None = None
+    traced: np.ndarray | None = None
+    traced_box: np.ndarray | None = None
+    faint: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        xyxy = _boxes(self.xyxy)
+        n = len(xyxy)
+        given = {
+            "tracker_id": (self.tracker_id, np.int64, (n,), 0),
+            "predicted": (self.predicted, bool, (n,), False),
+            "hits": (self.hits, np.int64, (n,), 1),
+            "velocity": (self.velocity, np.float32, (n, 2), 0.0),
+            "traced": (self.traced, np.float32, (n,), 0.0),
+            "faint": (self.faint, bool, (n,), False),
+        }
+        for name, (value, dtype, shape, default) in given.items():
+            array = np.full(shape, default, dtype) if value is None else np.array(value, dtype).reshape(-1, *shape[1:])
+            if array.shape != shape:
+                raise ValueError(f"{name} must have one entry per track ({n}), got {array.shape[0]}")
+            object.__setattr__(self, name, _readonly(array))
+        traced_box = xyxy if self.traced_box is None else _boxes(self.traced_box)
+        if traced_box.shape != xyxy.shape:
+            raise ValueError(f"traced_box must have one box per track ({n})")
+        object.__setattr__(self, "xyxy", _readonly(xyxy))
+        object.__setattr__(self, "traced_box", _readonly(traced_box))
+
+    @classmethod
+    def empty(cls) -> Tracks:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    @property
+    def widths(self) -> np.ndarray:
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
 
 
 @dataclass(frozen=True)

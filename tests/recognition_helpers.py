@@ -11,7 +11,7 @@ import numpy as np
 from redactor_video.recognise.embedder import Look
 from redactor_video.recognise.keys import Key, generate_key, load_key
 from redactor_video.recognise.watchlist import new_entry, write_entries
-from redactor_video.types import Detections
+from redactor_video.types import Tracks
 
 TODAY = date(2030, 6, 1)
 
@@ -93,8 +93,8 @@ class ScriptedEmbedder:
 
 
 def tracked(boxes: list[tuple[float, float, float, float]], ids: list[int],
-            predicted: list[bool] | None = None) -> Detections:
+            predicted: list[bool] | None = None) -> Tracks:
     """Tracker output as the pipeline hands it to a recogniser."""
     n = len(boxes)
-    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.ones(n, np.float32), np.array(ids),
-                      np.array(predicted or [False] * n), detector="tracker", data={"hits": np.full(n, 3)})
+    return Tracks(np.array(boxes, np.float32).reshape(-1, 4), np.array(ids), np.array(predicted or [False] * n),
+                  np.full(n, 3))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from redactor_video.track.lookahead import LookAhead
-from redactor_video.types import Detections, Frame, MaskPlan
+from redactor_video.types import Detections, Frame, MaskPlan, Tracks
 
 FPS = 10.0
 IMAGE = np.zeros((8, 8, 3), np.uint8)
@@ -16,13 +16,12 @@ def frame(index: int) -> Frame:
     return Frame(index, IMAGE)
 
 
-def tracked(*tracks: tuple[int, tuple[float, ...], bool, int]) -> Detections:
+def tracked(*tracks: tuple[int, tuple[float, ...], bool, int]) -> Tracks:
     """Tracker output: (id, box, coasting, hits) per track."""
     if not tracks:
-        return Detections.empty("tracker")
+        return Tracks.empty()
     ids, boxes, coasting, hits = zip(*tracks)
-    return Detections(np.array(boxes, np.float32), np.ones(len(ids), np.float32), np.array(ids),
-                      np.array(coasting), detector="tracker", data={"hits": np.array(hits)})
+    return Tracks(np.array(boxes, np.float32), np.array(ids), np.array(coasting), np.array(hits))
 
 
 def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
@@ -110,8 +109,7 @@ def test_a_new_track_is_masked_from_where_its_faint_trace_began() -> None:
     for i in range(8):
         buffer.push(frame(i), tracked())
     first, found = np.array([10, 10, 40, 40], np.float32), np.array([40, 10, 70, 40], np.float32)
-    now = Detections(found[None], np.ones(1, np.float32), np.array([7]), np.array([False]), detector="tracker",
-                     data={"hits": np.array([1]), "traced": np.array([0.6]), "traced_box": first[None]})
+    now = Tracks(found[None], [7], traced=[0.6], traced_box=first[None])
     buffer.push(frame(8), now)
     slots = {s.index: s for s in buffer.flush()}
     for i in range(2, 8):
@@ -147,9 +145,7 @@ def test_faint_finds_between_two_confident_ones_keep_the_line_between_those() ->
     pushes = [(first, False, False), (off, False, True), ((0.0, 0.0, 1.0, 1.0), True, False), (off, False, True),
               (off, False, True), (last, False, False)]
     for i, (box, coasting, faint) in enumerate(pushes):
-        buffer.push(frame(i), Detections(np.array([box], np.float32), np.ones(1, np.float32), np.array([5]),
-                                         np.array([coasting]), detector="tracker",
-                                         data={"hits": np.array([i + 1]), "faint": np.array([faint])}))
+        buffer.push(frame(i), Tracks(np.array([box], np.float32), [5], [coasting], [i + 1], faint=[faint]))
     for slot in buffer.flush()[1:5]:
         line = first + (last - first) * slot.index / 5
         assert any(np.allclose(box, line) for box in slot.boxes), f"frame {slot.index}: no box on the line"
@@ -241,8 +237,8 @@ def walk(buffer: LookAhead, size: float, first_found: int, second_found: int, fr
         if k < first_found:
             seen = tracked()
         elif k in (first_found, second_found):
-            seen = tracked((5, tuple(faces[k]), False, 1 if k == first_found else 2))
-            seen.data["faint"] = np.array([faint_first if k == first_found else faint_second])
+            seen = Tracks(faces[k][None], [5], hits=[1 if k == first_found else 2],
+                          faint=[faint_first if k == first_found else faint_second])
         else:
             seen = tracked((5, tuple(faces[k] + np.array([-4, -4, 4, 4])), True, 1))
         released += buffer.push(frame(k), seen)
@@ -274,9 +270,7 @@ def test_a_track_that_starts_with_its_motion_is_painted_back_along_it_at_once() 
     released: list[MaskPlan] = []
     for k in range(25):
         released += buffer.push(frame(k), tracked())
-    start = Detections(np.array([[1030, 250, 1052, 272]], np.float32), np.ones(1, np.float32), np.array([1]),
-                       np.array([False]), detector="tracker",
-                       data={"hits": np.array([1]), "velocity": np.array([[-200.0, 0.0]])})
+    start = Tracks(np.array([[1030, 250, 1052, 272]], np.float32), [1], velocity=[[-200.0, 0.0]])
     released += buffer.push(frame(25), start)
     (first,) = released
     assert first.frame.index == 0
@@ -295,12 +289,9 @@ def test_a_track_started_by_faint_finds_is_painted_back_only_as_far_as_they_reac
     buffer, released, fps = LookAhead(75, 25.0), [], 25.0
     faces = {k: np.array([1030 + 8 * (60 - k), 250, 1052 + 8 * (60 - k), 272], np.float32) for k in range(71)}
 
-    def seen(k: int, coasting: bool, hits: int, faint: bool) -> Detections:
-        return Detections(faces[k][None], np.ones(1, np.float32), np.array([1]), np.array([coasting]),
-                          detector="tracker", data={"hits": np.array([hits]), "velocity": np.array([[-200.0, 0.0]]),
-                                                    "traced": np.array([0.4 if hits == 1 else 0.0]),
-                                                    "traced_box": faces[50][None] if hits == 1 else faces[k][None],
-                                                    "faint": np.array([faint])})
+    def seen(k: int, coasting: bool, hits: int, faint: bool) -> Tracks:
+        return Tracks(faces[k][None], [1], [coasting], [hits], [[-200.0, 0.0]], [0.4 if hits == 1 else 0.0],
+                      faces[50][None] if hits == 1 else faces[k][None], [faint])
 
     for k in range(60):
         released += buffer.push(frame(k), tracked())

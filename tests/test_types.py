@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from redactor_video.types import Detections, Frame, Regions
+from redactor_video.types import Detections, Frame, Regions, Tracks
 from tests.helpers import DoesNotRaise, portrait
 
 BOX = [10.0, 20.0, 50.0, 70.0]
@@ -74,30 +74,26 @@ def test_only_frames_with_even_sides_pack(shape: tuple[int, int, int], packable:
 
 
 @pytest.mark.parametrize(
-    ("xyxy", "confidence", "kwargs", "exception"),
+    ("xyxy", "confidence", "exception"),
     [
-        ([BOX], [0.9], {}, DoesNotRaise()),
-        ([BOX, BOX], [0.9, 0.1], {"tracker_id": [1, 2], "predicted": [False, True]}, DoesNotRaise()),
-        (np.zeros((0, 4)), [], {}, DoesNotRaise()),
-        ([[5.0, 5.0, 5.0, 5.0]], [0.5], {}, DoesNotRaise()),
-        ([BOX], [0.9, 0.8], {}, pytest.raises(ValueError, match="confidence")),
-        ([BOX, BOX], [0.9], {}, pytest.raises(ValueError, match="confidence")),
-        ([[10.0, 20.0, 50.0]], [0.9], {}, pytest.raises(ValueError)),
-        ([[np.nan, 20.0, 50.0, 70.0]], [0.9], {}, pytest.raises(ValueError, match="finite")),
-        ([[10.0, 20.0, np.inf, 70.0]], [0.9], {}, pytest.raises(ValueError, match="finite")),
-        ([[50.0, 20.0, 10.0, 70.0]], [0.9], {}, pytest.raises(ValueError, match="x2 >= x1")),
-        ([[10.0, 70.0, 50.0, 20.0]], [0.9], {}, pytest.raises(ValueError, match="x2 >= x1")),
-        ([BOX], [0.9], {"tracker_id": [1, 2]}, pytest.raises(ValueError, match="one entry per box")),
-        ([BOX], [0.9], {"predicted": []}, pytest.raises(ValueError, match="one entry per box")),
-        ([BOX], [0.9], {"data": {"hits": [1, 2]}}, pytest.raises(ValueError, match="hits")),
+        ([BOX], [0.9], DoesNotRaise()),
+        ([BOX, BOX], [0.9, 0.1], DoesNotRaise()),
+        (np.zeros((0, 4)), [], DoesNotRaise()),
+        ([[5.0, 5.0, 5.0, 5.0]], [0.5], DoesNotRaise()),
+        ([BOX], [0.9, 0.8], pytest.raises(ValueError, match="confidence")),
+        ([BOX, BOX], [0.9], pytest.raises(ValueError, match="confidence")),
+        ([[10.0, 20.0, 50.0]], [0.9], pytest.raises(ValueError)),
+        ([[np.nan, 20.0, 50.0, 70.0]], [0.9], pytest.raises(ValueError, match="finite")),
+        ([[10.0, 20.0, np.inf, 70.0]], [0.9], pytest.raises(ValueError, match="finite")),
+        ([[50.0, 20.0, 10.0, 70.0]], [0.9], pytest.raises(ValueError, match="x2 >= x1")),
+        ([[10.0, 70.0, 50.0, 20.0]], [0.9], pytest.raises(ValueError, match="x2 >= x1")),
     ],
 )
-def test_detections_validation(xyxy: object, confidence: object, kwargs: dict,
-                               exception: AbstractContextManager) -> None:
+def test_detections_validation(xyxy: object, confidence: object, exception: AbstractContextManager) -> None:
     with exception:
-        dets = Detections(np.asarray(xyxy, np.float32), np.asarray(confidence, np.float32), **kwargs)
+        dets = Detections(np.asarray(xyxy, np.float32), np.asarray(confidence, np.float32))
         assert dets.xyxy.shape == (len(dets), 4)
-        assert len(dets.confidence) == len(dets.tracker_id) == len(dets.predicted) == len(dets)
+        assert len(dets.confidence) == len(dets)
 
 
 def test_detections_reject_non_finite_confidence() -> None:
@@ -105,22 +101,49 @@ def test_detections_reject_non_finite_confidence() -> None:
         Detections(np.array([BOX], np.float32), np.array([np.nan], np.float32))
 
 
-def test_detections_defaults() -> None:
+def test_detections_sizes_and_types() -> None:
     dets = Detections(np.array([BOX, BOX]), [0.9, 0.8])
-    assert dets.tracker_id.tolist() == [-1, -1]
-    assert dets.predicted.tolist() == [False, False]
     assert dets.widths.tolist() == [40.0, 40.0]
     assert dets.heights.tolist() == [50.0, 50.0]
     assert dets.xyxy.dtype == np.float32
 
 
-@pytest.mark.parametrize("field", ["xyxy", "confidence", "tracker_id", "predicted"])
+@pytest.mark.parametrize("field", ["xyxy", "confidence"])
 def test_detections_arrays_are_read_only(field: str) -> None:
-    dets = Detections(np.array([BOX]), [0.9], [3], [False])
+    dets = Detections(np.array([BOX]), [0.9])
     with pytest.raises(ValueError, match="read-only"):
         getattr(dets, field)[0] = 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(dets, field, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exception"),
+    [
+        ({}, DoesNotRaise()),
+        ({"predicted": [True], "hits": [4], "velocity": [[3.0, -1.0]], "traced": [0.5], "traced_box": [BOX],
+          "faint": [True]}, DoesNotRaise()),
+        ({"predicted": [True, False]}, pytest.raises(ValueError, match="predicted must have one entry per track")),
+        ({"hits": []}, pytest.raises(ValueError, match="hits")),
+        ({"velocity": [[1.0, 2.0], [3.0, 4.0]]}, pytest.raises(ValueError, match="velocity")),
+        ({"traced_box": [BOX, BOX]}, pytest.raises(ValueError, match="traced_box")),
+        ({"traced_box": [[np.nan, 0, 1, 1]]}, pytest.raises(ValueError, match="finite")),
+    ],
+)
+def test_tracks_validation(kwargs: dict, exception: AbstractContextManager) -> None:
+    with exception:
+        tracks = Tracks(np.array([BOX]), [7], **kwargs)
+        assert len(tracks) == 1 and tracks.tracker_id.tolist() == [7]
+
+
+def test_tracks_defaults_are_a_track_detected_once_at_rest() -> None:
+    tracks = Tracks(np.array([BOX]), [7])
+    assert tracks.predicted.tolist() == [False] and tracks.hits.tolist() == [1] and tracks.faint.tolist() == [False]
+    assert tracks.velocity.tolist() == [[0.0, 0.0]] and tracks.traced.tolist() == [0.0]
+    np.testing.assert_array_equal(tracks.traced_box, tracks.xyxy)
+    with pytest.raises(ValueError, match="read-only"):
+        tracks.hits[0] = 2
+
 
 
 def test_detections_do_not_alias_caller_arrays() -> None:
@@ -138,38 +161,25 @@ def test_empty() -> None:
     assert len(Detections.merge([])) == 0
 
 
-def test_merge_keeps_every_field_in_order() -> None:
-    a = Detections(np.array([BOX]), [0.9], [1], [False], detector="a", data={"hits": np.array([3])})
-    b = Detections(np.array([[0, 0, 1, 1], BOX]), [0.4, 0.5], [2, 5], [True, False], detector="b",
-                   data={"hits": np.array([1, 2])})
+def test_merge_keeps_every_find_in_order() -> None:
+    a = Detections(np.array([BOX]), [0.9], detector="a")
+    b = Detections(np.array([[0, 0, 1, 1], BOX]), [0.4, 0.5], detector="b")
     merged = Detections.merge([a, Detections.empty(), b])
     assert len(merged) == 3
     assert merged.xyxy[1].tolist() == [0, 0, 1, 1]
     assert merged.confidence.tolist() == pytest.approx([0.9, 0.4, 0.5])
-    assert merged.tracker_id.tolist() == [1, 2, 5]
-    assert merged.predicted.tolist() == [False, True, False]
-    assert merged.data["hits"].tolist() == [3, 1, 2]
     assert merged.detector == "a+b"
 
 
-def test_merge_refuses_mismatched_data() -> None:
-    a = Detections(np.array([BOX]), [0.9], data={"hits": [1]})
-    b = Detections(np.array([BOX]), [0.9])
-    with pytest.raises(ValueError, match="data keys"):
-        Detections.merge([a, b])
-
-
 def test_filter_returns_new_object_and_leaves_original() -> None:
-    dets = Detections(np.array([BOX, [0, 0, 2, 2], BOX]), [0.9, 0.2, 0.6], [1, 2, 3], detector="d",
-                      data={"hits": np.array([4, 5, 6])})
+    dets = Detections(np.array([BOX, [0, 0, 2, 2], BOX]), [0.9, 0.2, 0.6], detector="d")
     kept = dets[dets.confidence > 0.5]
     assert kept is not dets
-    assert kept.tracker_id.tolist() == [1, 3]
-    assert kept.data["hits"].tolist() == [4, 6]
+    assert kept.confidence.tolist() == pytest.approx([0.9, 0.6])
     assert kept.detector == "d"
     assert len(dets) == 3
     one = dets[1]
-    assert len(one) == 1 and one.tracker_id.tolist() == [2]
+    assert len(one) == 1 and one.xyxy.tolist() == [[0, 0, 2, 2]]
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ import numpy as np
 from redactor_video.audit import AuditLog
 from redactor_video.recognise.embedder import Embedder, Look
 from redactor_video.recognise.watchlist import Entry, Refusal, today_utc
-from redactor_video.types import Detections, Frame
+from redactor_video.types import Frame, Tracks
 
 MAX_THRESHOLD = 0.6
 """dlib's documented same-person distance; a deployment may be stricter, never looser."""
@@ -224,7 +224,7 @@ class WatchlistMatcher:
         """Whether any entry applies now; when False, nothing is looked at."""
         return bool(self._owners.size)
 
-    def observe(self, frame: Frame, tracked: Detections) -> None:
+    def observe(self, frame: Frame, tracked: Tracks) -> None:
         """Update the evidence with one frame's tracks (called once per frame, in order)."""
         if frame.index <= self._last_index or frame.source != self._source:
             self._reset()

@@ -51,7 +51,7 @@ from redactor_video.recognise.matcher import MatchPolicy, WatchlistMatcher
 from redactor_video.recognise.watchlist import Entry
 from redactor_video.sar.search import Segment
 from redactor_video.track.tracker import SMALL_HOLD_FACTOR
-from redactor_video.types import Detections, Frame
+from redactor_video.types import Frame, Tracks
 
 THUMBNAILS = 3
 THUMBNAIL_WIDTH = 320
@@ -81,7 +81,7 @@ class _Witness:
         self._where: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    def observe(self, frame: Frame, tracked: Detections) -> None:
+    def observe(self, frame: Frame, tracked: Tracks) -> None:
         with self._lock:
             self._where[frame.index] = (np.array(tracked.tracker_id), np.array(tracked.xyxy),
                                         np.array(tracked.predicted))

@@ -44,7 +44,7 @@ import numpy as np
 
 from redactor_video import geometry
 from redactor_video.track.tracker import ANCHOR_SECONDS, SMALL_FACE
-from redactor_video.types import Detections, Frame, MaskPlan
+from redactor_video.types import Frame, MaskPlan, PackedFrame, Tracks
 
 
 class _Held:
@@ -116,21 +116,16 @@ class LookAhead:
         self._doubtful: dict[int, int] = {}
         self._unpainted: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
 
-    def push(self, frame: Frame, tracked: Detections, failure: str = "") -> list[MaskPlan]:
+    def push(self, frame: Frame, tracked: Tracks, failure: str = "") -> list[MaskPlan]:
         """Add one frame and its tracked boxes; return the plans of the frames that leave."""
         if failure:
             self.fail_held(failure)
         slot = _Held(frame, failure=failure)
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
-        n_boxes = len(tracked)
-        hits = tracked.data.get("hits", np.ones(n_boxes, int))
-        velocities = tracked.data.get("velocity", np.zeros((n_boxes, 2)))
-        traced = tracked.data.get("traced", np.zeros(n_boxes))
-        traced_boxes = tracked.data.get("traced_box", tracked.xyxy)
-        faint = tracked.data.get("faint", np.zeros(n_boxes, bool))
         for box, tid, coasting, n, velocity, age, first, weak in zip(
-                tracked.xyxy, tracked.tracker_id, tracked.predicted, hits, velocities, traced, traced_boxes, faint):
+                tracked.xyxy, tracked.tracker_id, tracked.predicted, tracked.hits, tracked.velocity, tracked.traced,
+                tracked.traced_box, tracked.faint):
             tid = int(tid)
             if coasting:
                 if tid in self._last_detected:

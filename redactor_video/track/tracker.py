@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 
 from redactor_video import geometry
 from redactor_video.track.kalman import KalmanBox
-from redactor_video.types import Detections
+from redactor_video.types import Detections, Tracks
 
 _NO_MATCH = 1e6
 SMALL_FACE = 48.0
@@ -101,7 +101,7 @@ class Tracker:
         self._faint: list[tuple[float, np.ndarray]] = []  # (time, small faint finds) of recent complete passes
         self._traces: list[tuple[float, np.ndarray]] = []  # (time, faint finds of any size), kept as long
 
-    def update(self, detections: Detections, t: float, detected: bool = True) -> Detections:
+    def update(self, detections: Detections, t: float, detected: bool = True) -> Tracks:
         """Advance to time `t` (seconds) and fold in this frame's detections.
 
         detected=False says this frame had no complete detection pass (the
@@ -109,10 +109,8 @@ class Tracker:
         was found is still folded in, but no track ends for lack of a detection
         it was never offered.
 
-        Every live track is returned, with data for the look-ahead: "hits"
-        (detections so far), "velocity" (px/s), "traced" and "traced_box"
-        (how long ago and where its faint trace began) and "faint" (detected
-        now, but only by a find under `high`).
+        Every live track is returned (Tracks), with what the look-ahead needs
+        to paint it back and between detections.
         """
         dt = 0.0 if self._time is None else max(t - self._time, 0.0)
         self._time = t
@@ -182,12 +180,9 @@ class Tracker:
             traced_box.append(trace[1])
         self._tracks = [self._tracks[k] for k in keep]
         if not boxes:
-            return Detections.empty("tracker")
-        conf = np.ones(len(boxes), np.float32)
-        return Detections(np.array(boxes), conf, np.array(ids), np.array(coasting), detector="tracker",
-                          data={"hits": np.array(hits), "velocity": np.array(velocities),
-                                "traced": np.array(traced), "traced_box": np.array(traced_box, np.float32),
-                                "faint": np.array(faint_hit)})
+            return Tracks.empty()
+        return Tracks(np.array(boxes), np.array(ids), np.array(coasting), np.array(hits), np.array(velocities),
+                      np.array(traced), np.array(traced_box, np.float32), np.array(faint_hit))
 
     def _remember_faint(self, t: float, small: np.ndarray, every: np.ndarray) -> None:
         self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS] + [(t, small.reshape(-1, 4))]

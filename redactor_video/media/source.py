@@ -132,8 +132,7 @@ class FileSource:
         the file, so the frames cannot be numbered: a ProcessingError.
         """
         index = first_index
-        seek = pts[0] if first_index > 0 else None
-        for vf in self._decoded(lambda: f" at frame {index}", seek):
+        for vf in self._from(pts[0] if first_index > 0 else None, lambda: f" at frame {index}"):
             if vf.pts is None or vf.pts < pts[0]:
                 continue
             if vf.pts > pts[-1]:
@@ -156,7 +155,7 @@ class FileSource:
         """
         origin, base = self._stream.start_time or 0, self._stream.time_base
         index, due, at = 0, start, start
-        for vf in self._from(start, origin, base, lambda: f" at {at:.3f} s"):
+        for vf in self._from(origin + int(start / base) if start > 0 else None, lambda: f" at {at:.3f} s"):
             if vf.pts is None:
                 raise InputError(f"{self.path}: frames carry no timestamps; they cannot be placed in time")
             at = float((vf.pts - origin) * base)
@@ -169,15 +168,15 @@ class FileSource:
                 yield Frame(index, rgb_upright(vf), vf.pts - origin, base, str(self.path))
             index += 1
 
-    def _from(self, start: float, origin: int, base: Fraction, where: Callable[[], str]) -> Iterator[av.VideoFrame]:
-        """The pictures from the keyframe at or before `start` seconds. A seek can overshoot (FFmpeg seeks an
-        MPEG-TS file by bytes and may land a keyframe after the target): the frames before the first one it
-        gives would be missing, so then decoding starts from the first frame instead."""
-        if start <= 0:
+    def _from(self, seek: int | None, where: Callable[[], str]) -> Iterator[av.VideoFrame]:
+        """The pictures from the keyframe at or before pts `seek` (from the first without one). A seek can
+        overshoot (FFmpeg seeks an MPEG-TS file by bytes and may land a keyframe after the target): the frames
+        before the first one it gives would be missing, so then decoding starts from the first frame instead."""
+        if seek is None:
             return self._decoded(where)
-        pictures = self._decoded(where, origin + int(start / base))
+        pictures = self._decoded(where, seek)
         first = next(pictures, None)
-        if first is not None and first.pts is not None and float((first.pts - origin) * base) > start:
+        if first is not None and first.pts is not None and first.pts > seek:
             pictures.close()
             return self._decoded(where, 0)  # not `origin`: a TS seek to the first frame's own pts overshoots too
         return itertools.chain([] if first is None else [first], pictures)

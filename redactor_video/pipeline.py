@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
+from redactor_video import interrupts
 from redactor_video.detect import build_schedule
 from redactor_video.errors import ProcessingError, RedactorError
 from redactor_video.mask.masker import Masker
@@ -323,6 +324,7 @@ class Pipeline:
             st.start()
         try:
             for plan in self.plans(incoming(), fps, stats):
+                interrupts.check()
                 _put(final, plan, stop)
             _put(final, _END, stop)
         except BaseException:

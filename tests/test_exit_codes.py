@@ -62,6 +62,53 @@ def test_signal_while_the_command_starts(tmp_path: Path, signum: int, code: int,
     assert list(tmp_path.iterdir()) == []
 
 
+SWALLOWING_START = """
+import sys, time
+import redactor_video.cli as cli
+
+real = cli._LazyGroup.get_command
+
+def get_command(self, ctx, name):
+    sys.stderr.write("importing\\n")
+    sys.stderr.flush()
+    try:
+        time.sleep(30)
+    except BaseException:  # a library that swallows every exception while it loads, a signal's included
+        pass
+    return real(self, ctx, name)
+
+cli._LazyGroup.get_command = get_command
+sys.argv = ["redactor", *sys.argv[1:]]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_swallowed_while_starting_still_ends_the_run(tmp_path: Path, signum: int, code: int,
+                                                               word: str) -> None:
+    """A signal whose exception a library swallows on its way up (a bare `except:` in an import) let a SIGTERM
+    run on to write its output and exit 0 (1 CI run in 5). The run must still end as that signal, with
+    nothing written."""
+    script = tmp_path / "start.py"
+    script.write_text(SWALLOWING_START)
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, str(script), "redact", str(REPO / "samples" / "people.mp4"), "-o",
+               str(out / "out.mp4"), "-q"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stderr.readline() == "importing\n"
+            proc.send_signal(signum)
+            returncode, stderr = proc.wait(timeout=120), proc.stderr.read()
+        except BaseException:
+            proc.kill()
+            raise
+    assert returncode == code, stderr
+    assert stderr.splitlines() == [f"Error: {word}; no output was written"]
+    assert list(out.iterdir()) == []
+
+
 # ---------------------------------------------------------------- wrong key (8) or edited watchlist (9)
 
 

@@ -22,7 +22,9 @@ try:
 
     import click
 
+    from redactor_video import interrupts
     from redactor_video.errors import RedactorError
+    from redactor_video.interrupts import Terminated
 except KeyboardInterrupt:  # Ctrl-C while the command is still starting: nothing was done, nothing to undo
     sys.stderr.write(f"Error: {INTERRUPTED}\n")
     raise SystemExit(EXIT_INTERRUPTED) from None
@@ -39,34 +41,14 @@ class CLIError(click.ClickException):
         self.exit_code = exit_code
 
 
-class Terminated(BaseException):
-    """SIGTERM as an exception, so a `kill` unwinds like Ctrl-C: outputs aborted, temporary files removed."""
-
-
-_SIGNALLED: list[int] = []
-"""Signals this process received. A signal that lands inside a C extension can surface as another exception
-(OpenVINO's import, interrupted, raises ImportError "initialization failed"); the run must still end as that
-signal, not as an internal error."""
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    _SIGNALLED.append(signum)
-    raise KeyboardInterrupt()
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    _SIGNALLED.append(signum)
-    raise Terminated()
-
-
 @contextmanager
 def _signals_unwind() -> Iterator[None]:
     """Ctrl-C and SIGTERM raise in the main thread (outputs aborted, temporary files removed), and are noted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupted),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, interrupts.raise_interrupted),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, interrupts.raise_terminated)}
     try:
         yield
     finally:
@@ -76,7 +58,7 @@ def _signals_unwind() -> Iterator[None]:
 
 def _signal_error() -> CLIError:
     """The one-line error of the signal received (SIGTERM over Ctrl-C)."""
-    if signal.SIGTERM in _SIGNALLED:
+    if interrupts.received() == signal.SIGTERM:
         return CLIError(TERMINATED, EXIT_TERMINATED)
     return CLIError(INTERRUPTED, EXIT_INTERRUPTED)
 
@@ -108,12 +90,13 @@ def _signals_end_commands() -> Iterator[None]:
     """
     try:
         yield
+        interrupts.check()  # a signal whose exception something swallowed still ends the run as that signal
     except KeyboardInterrupt:
         raise CLIError(INTERRUPTED, EXIT_INTERRUPTED) from None
     except Terminated:
         raise CLIError(TERMINATED, EXIT_TERMINATED) from None
     except Exception:
-        if _SIGNALLED:  # whatever a signal turned into on its way up, the run ends as that signal
+        if interrupts.received() is not None:  # whatever a signal turned into on its way up, the run ends as it
             raise _signal_error() from None
         raise
 
@@ -142,7 +125,7 @@ class _LazyGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """SIGTERM unwinds like Ctrl-C for the whole run, not only once a command has started. Either signal
         that comes outside `make_context` and `invoke` (which report their own) is reported here."""
-        _SIGNALLED.clear()  # a new run (tests invoke several in one process)
+        interrupts.forget()
         try:
             with _signals_unwind():
                 return super().main(*args, **kwargs)

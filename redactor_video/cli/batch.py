@@ -10,9 +10,10 @@ from tqdm import tqdm
 
 from redactor_video.batch import DEFAULT_CHUNK_SECONDS, ENGINES, BatchOptions, BatchSummary, run_batch
 from redactor_video.batch.manifest import MANIFEST_NAME
-from redactor_video.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, CLIError, Terminated, reports_errors
+from redactor_video.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, CLIError, reports_errors
 from redactor_video.cli.options import finite, settings_from_options
 from redactor_video.cli.redact import redact
+from redactor_video.interrupts import Terminated
 from redactor_video.errors import ProcessingError
 
 _SHARED = ("mode", "shape", "detector", "threshold", "sweep_rate", "tile", "centerface_scale", "thorough", "mask_scale",

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from redactor_video import interrupts
 from redactor_video.errors import OutputError
 
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.part\.[^.]+")
@@ -137,6 +138,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path, lock = _create_temp(target)
     try:
         yield tmp_path
+        interrupts.check()  # a run asked to stop never puts its output in place
         try:
             os.replace(tmp_path, target)
         except OSError as exc:

@@ -278,3 +278,26 @@ def test_face_like_clutter_just_over_the_threshold_is_left_alone(tmp_path: Path,
     assert result.error is None
     assert result.background_changed < 0.015
     assert max(t.longest_clear_run for t in result.tracks) <= 1, f"clear (frame, track): {result.clear_faces}"
+
+
+def small_frame_clip(background: str) -> ClipSpec:
+    """848x480, 12 fps, 2 s: six real faces 20-22 px wide walking slowly across a busy background, as a
+    480p camera shows people some way off."""
+    names = ("obama", "biden", "astronaut", "obama2", "obama3", "biden")
+    faces = tuple(FaceSpec(name, 20, 22, ((100 + 130 * i, 150 + 40 * (i % 3)), (120 + 130 * i, 160 + 40 * (i % 3))),
+                           0, 24) for i, name in enumerate(names))
+    return ClipSpec(848, 480, 12, 24, faces, seed=3, background=background)
+
+
+@pytest.mark.parametrize("background", ["mosaic", "chelsea"])
+def test_small_faces_in_a_small_picture_are_masked(tmp_path: Path, pipeline: Pipeline, background: str) -> None:
+    """Faces 20-22 px wide in a 480p picture are masked in at least nine frames in ten. Swept at its own
+    size, CenterFace found such faces in 15 of 72 frames on the busy background and 30 of the 144 face-frames
+    were left clear, one face for 2 s. (848 px wide: an 854 px clip encodes differently from run to
+    run, and the outcome with it; widths that are multiples of 16 encode the same every time.)"""
+    src, out = tmp_path / "small.mp4", tmp_path / "small.out.mp4"
+    gt = make_clip(small_frame_clip(background), src)
+    redact_file(src, out, pipeline, EncodeSettings())
+    result = score(src, out, gt)
+    assert result.error is None and result.face_frames == 144
+    assert result.protected >= 0.9 * result.face_frames, f"clear (frame, track): {result.clear_faces}"

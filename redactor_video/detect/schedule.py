@@ -40,6 +40,11 @@ seconds: 1.4-3.2% of the background on three of 126 untuned scenes, under 1% wit
 CHECK_SIZE = 192
 """The second opinion's crop (three face sizes wide, the find in its middle) is resized to this square:
 one input shape, so the sweep network is compiled for it once."""
+SWEEP_MIN_LINES = 720
+"""The sweep sees every frame at least this many lines on its short side: a smaller frame is upsampled first,
+so that a face's width at the sweep's input, on which its recall depends, is never less than in the 720p
+footage the defaults were measured on. Larger frames are swept as they are (the speed targets are for 720p
+and 1080p). Measured on 480p and 540p design scenes (RESULTS.md)."""
 SWEEP_CHECK_FROM = 96.0
 """Sweep finds this large or more are checked: their crop is scaled down by 1.5 or more, which averages noise
 away while a face keeps its shape. Smaller ones are not: three real 84-94 px faces scored
@@ -67,8 +72,16 @@ class Schedule:
         if self.every_frame is not None:
             parts.append(self._second_opinion(image, self.every_frame.detect(image)))
         if sweep:
-            parts.append(self._second_opinion(image, self.sweep.detect(image), SWEEP_CHECK_FROM))
+            parts.append(self._second_opinion(image, self._sweep(image), SWEEP_CHECK_FROM))
         return merge_union(Detections.merge(parts))
+
+    def _sweep(self, image: np.ndarray) -> Detections:
+        """The sweep detector's finds, on the frame upsampled to SWEEP_MIN_LINES if it is smaller."""
+        k = SWEEP_MIN_LINES / min(image.shape[:2])
+        if k <= 1:
+            return self.sweep.detect(image)
+        found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))
+        return Detections(found.xyxy / k, found.confidence, detector=found.detector)
 
     def _second_opinion(self, image: np.ndarray, found: Detections, from_size: float = 0.0) -> Detections:
         """Finds in the unsure band, `from_size` px or larger, start tracks only if the sweep confirms them."""

@@ -41,14 +41,13 @@ CHECK_SIZE = 192
 """The second opinion's crop (three face sizes wide, the find in its middle) is resized to this square:
 one input shape, so the sweep network is compiled for it once."""
 SWEEP_MIN_LINES = 720
-"""A frame with fewer lines than this on its short side is swept twice: as it is, and upsampled to this many
-lines, so that a face's width at the sweep's input, on which its recall depends, is never less than in the
-720p footage the defaults were measured on (480p and 540p design scenes, RESULTS.md). The upsampled pass
-adds the faces the other missed, and its score where it scored a face both found higher; the box stays the
-native pass's, since CenterFace draws a turned head up to 1.3 times wider from the upsampled frame, and a box
-alternating with BlazeFace's on sweep frames split a watchlist track's evidence (real headpose clip: the
-enrolled woman clear in 35 of 56 frames instead of 55). Larger frames are swept once, as they are (the speed
-targets are for 720p and 1080p)."""
+"""A frame with fewer lines than this on its short side is swept upsampled to this many lines, so that a
+face's width at the sweep's input, on which its recall depends, is never less than in the 720p footage the
+defaults were measured on (480p and 540p design scenes, RESULTS.md). It is also swept as it is, for the boxes
+only: a face both passes find keeps the box of the frame as it is, since CenterFace draws a turned head up to
+1.3 times wider from the upsampled frame, and a box alternating with BlazeFace's on sweep frames split a
+watchlist track's evidence (real headpose clip: the enrolled woman clear in 35 of 56 frames instead of 55).
+Larger frames are swept once, as they are (the speed targets are for 720p and 1080p)."""
 SWEEP_CHECK_FROM = 96.0
 """Sweep finds this large or more are checked: their crop is scaled down by 1.5 or more, which averages noise
 away while a face keeps its shape. Smaller ones are not: three real 84-94 px faces scored
@@ -80,13 +79,12 @@ class Schedule:
         return merge_union(Detections.merge(parts))
 
     def _sweep(self, image: np.ndarray) -> Detections:
-        """The sweep detector's finds, and on a frame smaller than SWEEP_MIN_LINES those of its upsampled copy."""
-        found = self.sweep.detect(image)
+        """The sweep detector's finds; on a frame smaller than SWEEP_MIN_LINES, those of its upsampled copy."""
         k = SWEEP_MIN_LINES / min(image.shape[:2])
         if k <= 1:
-            return found
-        more = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))
-        return add_missed(found, Detections(more.xyxy / k, more.confidence, detector=more.detector))
+            return self.sweep.detect(image)
+        found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))
+        return boxes_from(Detections(found.xyxy / k, found.confidence, detector=found.detector), self.sweep.detect(image))
 
     def _second_opinion(self, image: np.ndarray, found: Detections, from_size: float = 0.0) -> Detections:
         """Finds in the unsure band, `from_size` px or larger, start tracks only if the sweep confirms them."""
@@ -122,14 +120,13 @@ class Schedule:
         self.sweep.close()
 
 
-def add_missed(found: Detections, more: Detections, iou: float = 0.3) -> Detections:
-    """`found` with the finds of `more` that overlap none of its own (below `iou`, merge_union's measure of one
-    face) added, and each of its finds scored the best of its own score and those of the finds of `more` on it."""
-    if not len(more) or not len(found):
-        return found if len(found) else more
-    overlap = geometry.iou_matrix(more.xyxy, found.xyxy)
+def boxes_from(found: Detections, native: Detections, iou: float = 0.3) -> Detections:
+    """`found`, each find that overlaps one of `native` (by `iou` or more, merge_union's measure of one face)
+    taking that find's box instead of its own."""
+    if not len(found) or not len(native):
+        return found
+    overlap = geometry.iou_matrix(found.xyxy, native.xyxy)
     same = overlap.max(axis=1) >= iou
-    scores = found.confidence.copy()
-    np.maximum.at(scores, overlap.argmax(axis=1)[same], more.confidence[same])
-    return Detections(np.concatenate([found.xyxy, more.xyxy[~same]]), np.concatenate([scores, more.confidence[~same]]),
-                      detector=found.detector)
+    boxes = found.xyxy.copy()
+    boxes[same] = native.xyxy[overlap.argmax(axis=1)[same]]
+    return Detections(boxes, found.confidence, detector=found.detector)

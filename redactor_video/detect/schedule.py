@@ -43,11 +43,11 @@ one input shape, so the sweep network is compiled for it once."""
 SWEEP_MIN_LINES = 720
 """A frame with fewer lines than this on its short side is swept upsampled to this many lines, so that a
 face's width at the sweep's input, on which its recall depends, is never less than in the 720p footage the
-defaults were measured on (480p and 540p design scenes, RESULTS.md). It is also swept as it is, for the boxes
-only: a face both passes find keeps the box of the frame as it is, since CenterFace draws a turned head up to
-1.3 times wider from the upsampled frame, and a box alternating with BlazeFace's on sweep frames split a
-watchlist track's evidence (real headpose clip: the enrolled woman clear in 35 of 56 frames instead of 55).
-Larger frames are swept once, as they are (the speed targets are for 720p and 1080p)."""
+defaults were measured on (480p and 540p design scenes, RESULTS.md). A face the every-frame detector found
+too keeps that detector's box: CenterFace draws a turned head up to 1.3 times wider from the upsampled frame,
+and a box alternating between the two on sweep frames split a watchlist track's evidence (real headpose clip:
+the enrolled woman clear in 35 of 56 frames instead of 55). Larger frames are swept as they are (the speed
+targets are for 720p and 1080p)."""
 SWEEP_CHECK_FROM = 96.0
 """Sweep finds this large or more are checked: their crop is scaled down by 1.5 or more, which averages noise
 away while a face keeps its shape. Smaller ones are not: three real 84-94 px faces scored
@@ -72,19 +72,22 @@ class Schedule:
     def detect(self, image: np.ndarray, sweep: bool) -> Detections:
         """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the cadence)."""
         parts = []
+        cheap = Detections.empty()
         if self.every_frame is not None:
-            parts.append(self._second_opinion(image, self.every_frame.detect(image)))
+            cheap = self.every_frame.detect(image)
+            parts.append(self._second_opinion(image, cheap))
         if sweep:
-            parts.append(self._second_opinion(image, self._sweep(image), SWEEP_CHECK_FROM))
+            parts.append(self._second_opinion(image, self._sweep(image, cheap), SWEEP_CHECK_FROM))
         return merge_union(Detections.merge(parts))
 
-    def _sweep(self, image: np.ndarray) -> Detections:
-        """The sweep detector's finds; on a frame smaller than SWEEP_MIN_LINES, those of its upsampled copy."""
+    def _sweep(self, image: np.ndarray, cheap: Detections) -> Detections:
+        """The sweep detector's finds; on a frame smaller than SWEEP_MIN_LINES, those of its upsampled copy,
+        in the boxes of the every-frame detector (`cheap`) where it found the same face."""
         k = SWEEP_MIN_LINES / min(image.shape[:2])
         if k <= 1:
             return self.sweep.detect(image)
         found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))
-        return boxes_from(Detections(found.xyxy / k, found.confidence, detector=found.detector), self.sweep.detect(image))
+        return boxes_from(Detections(found.xyxy / k, found.confidence, detector=found.detector), cheap)
 
     def _second_opinion(self, image: np.ndarray, found: Detections, from_size: float = 0.0) -> Detections:
         """Finds in the unsure band, `from_size` px or larger, start tracks only if the sweep confirms them."""

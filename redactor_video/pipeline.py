@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol
 import numpy as np
 
 from redactor_video import interrupts
-from redactor_video.detect import build_schedule
+from redactor_video.detect import SWEEP_MIN_LINES, build_schedule
 from redactor_video.errors import ProcessingError, RedactorError
 from redactor_video.mask.masker import Masker
 from redactor_video.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
@@ -203,7 +203,8 @@ class Pipeline:
     """One redaction run's stages, built from settings; reusable for several files in a row."""
 
     def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None,
-                 recogniser: Recogniser | None = None, inference_threads: int = 0) -> None:
+                 recogniser: Recogniser | None = None, inference_threads: int = 0,
+                 sweep_min_lines: int = SWEEP_MIN_LINES) -> None:
         self.settings = settings
         self.recogniser = recogniser
         # Detectors report down to the tracker's low band: a faint find extends a track and starts one only when
@@ -211,7 +212,7 @@ class Pipeline:
         self.schedule = build_schedule(settings.detector, threshold=settings.low_threshold,
                                        models_dir=models_dir, tile=settings.tile,
                                        centerface_scale=settings.centerface_scale, threads=inference_threads,
-                                       start=settings.threshold)
+                                       start=settings.threshold, sweep_min_lines=sweep_min_lines)
         self.masker = Masker(settings.mode, settings.shape, settings.mask_scale)
 
     def close(self) -> None:

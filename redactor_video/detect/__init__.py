@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from redactor_video.detect.base import Detector, create_detector, detector_names, nms, register
-from redactor_video.detect.schedule import Schedule
+from redactor_video.detect.schedule import SWEEP_MIN_LINES, Schedule
 from redactor_video.detect.tiling import EnsembleDetector, TiledDetector
 
 # Importing the backends registers them.
@@ -37,16 +37,16 @@ def build_detector(name: str, threshold: float = 0.5, models_dir: str | Path | N
 
 def build_schedule(name: str, threshold: float = 0.25, models_dir: str | Path | None = None,
                    tile: int = 320, centerface_scale: float = 1.0, threads: int = 0,
-                   start: float = 0.5) -> Schedule:
+                   start: float = 0.5, sweep_min_lines: int = SWEEP_MIN_LINES) -> Schedule:
     """BlazeFace on the whole frame every frame, plus the named sweep detector when asked; both report finds
-    from `threshold`, and tracks start from `start`."""
+    from `threshold`, tracks start from `start`, and smaller frames are swept upsampled to `sweep_min_lines`."""
     cheap = create_detector("blazeface", threshold=threshold, models_dir=models_dir)
     try:
         sweep = build_detector(name, threshold, models_dir, tile, centerface_scale, threads)
     except BaseException:
         cheap.close()
         raise
-    return Schedule(cheap, sweep, start)
+    return Schedule(cheap, sweep, start, sweep_min_lines)
 
 
-__all__ = ["Detector", "DETECTOR_CHOICES", "EnsembleDetector", "TiledDetector", "Schedule", "build_detector", "build_schedule", "create_detector", "detector_names", "nms", "register"]
+__all__ = ["Detector", "DETECTOR_CHOICES", "SWEEP_MIN_LINES", "EnsembleDetector", "TiledDetector", "Schedule", "build_detector", "build_schedule", "create_detector", "detector_names", "nms", "register"]

@@ -57,12 +57,14 @@ nothing on the crop."""
 class Schedule:
     """Which detectors run on frame `index`; results are merged into union boxes.
 
-    start: the score from which a find may start a track (the tracker's).
+    start: the score from which a find may start a track (the tracker's); min_lines: frames with fewer lines
+    are swept upsampled to this many (SWEEP_MIN_LINES; 0 sweeps every frame as it is).
     """
 
-    def __init__(self, every_frame: Detector | None, sweep: Detector, start: float = 0.5) -> None:
+    def __init__(self, every_frame: Detector | None, sweep: Detector, start: float = 0.5,
+                 min_lines: int = SWEEP_MIN_LINES) -> None:
         self.every_frame, self.sweep = every_frame, sweep
-        self.start = start
+        self.start, self.min_lines = start, min_lines
 
     @property
     def name(self) -> str:
@@ -81,9 +83,9 @@ class Schedule:
         return merge_union(Detections.merge(parts))
 
     def _sweep(self, image: np.ndarray, cheap: Detections) -> Detections:
-        """The sweep detector's finds; on a frame smaller than SWEEP_MIN_LINES, those of its upsampled copy,
-        in the boxes of the every-frame detector (`cheap`) where it found the same face."""
-        k = SWEEP_MIN_LINES / min(image.shape[:2])
+        """The sweep detector's finds; on a frame smaller than `min_lines`, those of its upsampled copy, in
+        the boxes of the every-frame detector (`cheap`) where it found the same face."""
+        k = self.min_lines / min(image.shape[:2])
         if k <= 1:
             return self.sweep.detect(image)
         found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))

@@ -24,8 +24,12 @@ def build_pipeline(cam: CameraConfig, stack: ExitStack, models_dir: str | Path |
         recogniser = build_recogniser(cam.watchlist, cam.key_file, cam.name, reveal=cam.reveal,
                                       audit_log=cam.audit_log, models_dir=models_dir)
     # One inference thread: the encoder and decoder need the other core in real time (720p soak on
-    # 2 cores: 103 frames fully blurred for a late sweep in 1.5 min, against 190 with two threads).
-    return stack.enter_context(Pipeline(cam.redaction, models_dir, recogniser=recogniser, inference_threads=1))
+    # 2 cores: 103 frames fully blurred for a late sweep in 1.5 min, against 190 with two threads). Frames are
+    # swept as they come, not upsampled: a live sweep must keep its cadence in real time, and upsampled, a 360p
+    # stream's sweep costs as much as a 720p one's (on 2 busy cores, two of four live tests sent most frames
+    # out blurred for late sweeps; none without it).
+    return stack.enter_context(Pipeline(cam.redaction, models_dir, recogniser=recogniser, inference_threads=1,
+                                        sweep_min_lines=0))
 
 
 def check_camera(cam: CameraConfig) -> None:

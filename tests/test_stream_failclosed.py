@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +33,11 @@ import pytest
 from benchmarks.score import compare_face
 from benchmarks.synth import GTBox, render_frames, tiny_test_clip
 from redactor_video.detect.base import Detector
-from redactor_video.pipeline import Pipeline, RedactSettings
+from redactor_video.pipeline import Pipeline
 from redactor_video.stream.config import CameraConfig
 from redactor_video.stream.live import LiveFilter
 from redactor_video.stream.metrics import StreamMetrics
-from redactor_video.stream.service import Service, build_filter
+from redactor_video.stream.service import Service, build_filter, build_pipeline
 from redactor_video.types import Detections
 from tests.helpers import grey, highpass, wait_for
 from tests.live_servers import FakeCamera, make_camera_clip, missing_servers
@@ -279,7 +280,8 @@ class LiveRun:
     fault: str
     stage: str = "every_frame"
     armed_from_start: bool = False
-    pipeline: Pipeline = field(init=False)
+    pipeline: Pipeline = field(init=False)  # built as `stream` builds it
+    _stack: ExitStack = field(init=False)
     detector: FaultyDetector = field(init=False)  # the one with the fault
     detectors: dict[str, FaultyDetector] = field(default_factory=dict)
     live: LiveFilter = field(init=False)
@@ -292,7 +294,10 @@ class LiveRun:
     frames: list[tuple[float, np.ndarray]] = field(default_factory=list)  # what was recorded
 
     def start(self) -> LiveRun:
-        self.pipeline = Pipeline(RedactSettings())
+        cam = CameraConfig(name=self.name, input=self.camera_url, record=self.folder, segment=SEGMENT,
+                           latency_ms=LATENCY_MS)
+        self._stack = ExitStack()
+        self.pipeline = build_pipeline(cam, self._stack)
         schedule = self.pipeline.schedule
         for stage in ("every_frame", "sweep"):
             fault = self.fault if stage == self.stage else None
@@ -301,8 +306,6 @@ class LiveRun:
         self.detector = self.detectors[self.stage]
         if self.armed_from_start:
             self.detector.arm()
-        cam = CameraConfig(name=self.name, input=self.camera_url, record=self.folder, segment=SEGMENT,
-                           latency_ms=LATENCY_MS)
         self.live = build_filter(cam, self.metrics, self.pipeline)
         self._service = Service([self.live], self.metrics, None)
         self._thread = threading.Thread(target=self._run, name=f"test-{self.name}", daemon=True)
@@ -375,7 +378,7 @@ class LiveRun:
         for t in threading.enumerate():
             if t.name == f"{self.name}-detect":
                 t.join(timeout=10)
-        self.pipeline.close()
+        self._stack.close()
 
     def recorded(self) -> list[tuple[float, np.ndarray]]:
         """Every frame of every finished segment, in order: (arrival on the filter's clock, picture)."""

@@ -278,6 +278,17 @@ def test_frames_without_detection_never_end_a_track() -> None:
     assert len(tracker.update(Detections.empty(), 2.0, detected=True)) == 0
 
 
+def test_a_track_past_its_hold_takes_no_find_and_stays_masked_until_a_complete_pass() -> None:
+    """Frames dropped for 2 s (a live filter that froze): the track is predicted far off with a wide reach,
+    and a find there may be another face. It starts a track of its own; the old one is still reported."""
+    tracker = Tracker(hold_seconds=1.0)
+    for k in range(5):
+        tracker.update(dets(box_at(100 + 10 * k, 100, 60)), k / FPS)
+    out = tracker.update(dets(box_at(150, 100, 60)), 2.4, detected=False)
+    assert out.tracker_id.tolist() == [1, 2] and out.predicted.tolist() == [True, False]
+    assert tracker.update(dets(box_at(150, 100, 60)), 2.5, detected=True).tracker_id.tolist() == [2]
+
+
 def test_reset_and_instance_state() -> None:
     a, b = Tracker(), Tracker()
     a.update(dets(box_at(0, 0), box_at(100, 100)), 0.0)

@@ -107,7 +107,8 @@ class Tracker:
         detected=False says this frame had no complete detection pass (the
         detector did not run, or only a pass blind to small faces did): whatever
         was found is still folded in, but no track ends for lack of a detection
-        it was never offered.
+        it was never offered. A track past its hold is kept (and masked) only
+        until a complete pass ends it, and takes no detection meanwhile.
 
         Every live track is returned (Tracks), with what the look-ahead needs
         to paint it back and between detections.
@@ -120,7 +121,10 @@ class Tracker:
             order = np.argsort(-detections.confidence)
             high = [i for i in order if detections.confidence[i] >= self.high]
             low = [i for i in order if self.low <= detections.confidence[i] < self.high]
-            free = list(range(len(self._tracks)))
+            # Predicted past its hold, a track's place and reach no longer say which face is which: after seconds
+            # of dropped frames two faces' finds can trade tracks, and a face's frames then get only the line the
+            # look-ahead draws from the other face's last box (tests/test_pipeline.py).
+            free = [k for k, tr in enumerate(self._tracks) if t - tr.last_seen <= self._hold(tr)]
             for group in (high, low):
                 pairs = self._associate([predicted[k] for k in free], [self._tracks[k] for k in free],
                                         detections.xyxy[group])

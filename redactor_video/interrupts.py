@@ -7,11 +7,17 @@ on to put its output in place and exit 0. So every signal received is also
 noted, and `check()` raises it again: the pipeline calls it once a frame and an
 output is renamed into place only after it passes. A run that was asked to stop
 never leaves an output behind, however the first exception was lost.
+
+Nor may a lost signal print anything. One that lands in code Python cannot
+raise from (a finaliser, the import system's lock callbacks) is reported by
+`sys.unraisablehook` as "Exception ignored in ..." and a traceback;
+`quiet_unraisable` drops exactly those, since `check()` raises them again.
 """
 
 from __future__ import annotations
 
 import signal
+from typing import Any, Callable
 
 
 class Terminated(BaseException):
@@ -31,6 +37,18 @@ def raise_terminated(signum: int, frame: object) -> None:
     """SIGTERM handler: note it, raise Terminated."""
     _RECEIVED.append(signum)
     raise Terminated()
+
+
+def quiet_unraisable(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """An unraisable hook that drops the exception of a signal received (noted, and raised again by
+    `check()`) and hands every other to `previous`."""
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)) and _RECEIVED:
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def received() -> int | None:

@@ -43,17 +43,20 @@ class CLIError(click.ClickException):
 
 @contextmanager
 def _signals_unwind() -> Iterator[None]:
-    """Ctrl-C and SIGTERM raise in the main thread (outputs aborted, temporary files removed), and are noted."""
+    """Ctrl-C and SIGTERM raise in the main thread (outputs aborted, temporary files removed), and are noted;
+    one whose exception Python could not raise prints no traceback (interrupts.quiet_unraisable)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, interrupts.raise_interrupted),
                 signal.SIGTERM: signal.signal(signal.SIGTERM, interrupts.raise_terminated)}
+    hook, sys.unraisablehook = sys.unraisablehook, interrupts.quiet_unraisable(sys.unraisablehook)
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = hook
 
 
 def _signal_error() -> CLIError:

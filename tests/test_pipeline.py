@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from redactor_video.errors import ProcessingError
 from redactor_video.files.jobs import redact_file
 from redactor_video.media.sink import EncodeSettings, VideoSink
 from redactor_video.pipeline import Pipeline, RunStats
-from redactor_video.settings import RedactSettings
+from redactor_video.stream.config import CameraConfig
 from redactor_video.stream.live import LiveSettings
+from redactor_video.stream.service import build_pipeline
 from redactor_video.types import Detections, Frame
 from tests.helpers import clear_faces, detail_left, encode_video, grey, portrait, read_video
 from tests.stream_helpers import make_stamped_clip, scene_spec
@@ -316,10 +318,12 @@ def test_faces_stay_masked_after_a_live_stream_skips_two_seconds(tmp_path: Path)
     to its own, 20 px off it (a recording in the live tests showed it clear on one frame)."""
     clip = make_stamped_clip(tmp_path / "camera.mp4", scene_spec(n_frames=38), palindrome=True)
     fps, gap, skipped, end = 25.0, 276, 55, 380
-    lag = round(LiveSettings().hold * fps)  # frames leave the look-ahead this many frames after they came
+    cam = CameraConfig(name="cam", input="rtsp://127.0.0.1/cam", record=tmp_path)
+    lag = round(LiveSettings(latency_ms=cam.latency_ms).hold * fps)  # frames leave this many frames after they came
     checked = []
-    with Pipeline(RedactSettings(), inference_threads=1, sweep_min_lines=0) as live:
-        state = live.stream(fps, RunStats(), lookahead_frames=round(LiveSettings().latency_ms / 1000 * fps) + 1)
+    with ExitStack() as stack:
+        live = build_pipeline(cam, stack)  # as `stream` builds it
+        state = live.stream(fps, RunStats(), lookahead_frames=round(cam.latency_ms / 1000 * fps) + 1)
         for i in range(end):
             for plan in state.due(lambda index: i - index >= lag):
                 if plan.index >= gap + skipped:

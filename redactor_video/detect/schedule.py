@@ -49,8 +49,10 @@ defaults were measured on (480p and 540p design scenes, RESULTS.md). A face the 
 too keeps that detector's box: CenterFace draws a turned head up to 1.3 times wider from the upsampled frame,
 and a box alternating between the two on sweep frames split a watchlist track's evidence (real headpose clip:
 the enrolled woman clear in 35 of 56 frames instead of 55). Larger frames are swept as they are (the speed
-targets are for 720p and 1080p). An upsampled frame never has more pixels than a 1080p one, so a frame of
-odd proportions (a 16000x2 strip) cannot ask for gigabytes."""
+targets are for 720p and 1080p)."""
+SWEEP_MAX_PIXELS = 1920 * 1080
+"""An upsampled frame never has more pixels than a 1080p one, so a frame of odd proportions (a 16000x2 strip)
+cannot ask for gigabytes."""
 SWEEP_CHECK_FROM = 96.0
 """Sweep finds this large or more are checked: their crop is scaled down by 1.5 or more, which averages noise
 away while a face keeps its shape. Smaller ones are not: three real 84-94 px faces scored
@@ -89,7 +91,7 @@ class Schedule:
         """The sweep detector's finds; on a frame smaller than `min_lines`, those of its upsampled copy, in
         the boxes of the every-frame detector (`cheap`) where it found the same face."""
         h, w = image.shape[:2]
-        k = min(self.min_lines / min(h, w), math.sqrt(1920 * 1080 / (h * w)))
+        k = min(self.min_lines / min(h, w), math.sqrt(SWEEP_MAX_PIXELS / (h * w)))
         if k <= 1:
             return self.sweep.detect(image)
         found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))

@@ -124,7 +124,7 @@ class Tracker:
             # Predicted past its hold, a track's place and reach no longer say which face is which: after seconds
             # of dropped frames two faces' finds can trade tracks, and a face's frames then get only the line the
             # look-ahead draws from the other face's last box (tests/test_pipeline.py).
-            free = [k for k, tr in enumerate(self._tracks) if t - tr.last_seen <= self._hold(tr)]
+            free = [k for k, tr in enumerate(self._tracks) if self._held(tr, t)]
             for group in (high, low):
                 pairs = self._associate([predicted[k] for k in free], [self._tracks[k] for k in free],
                                         detections.xyxy[group])
@@ -166,7 +166,7 @@ class Tracker:
                 self._next_id += 1
         elif detected:
             self._remember_faint(t, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32))
-        keep = [k for k, tr in enumerate(self._tracks) if not detected or t - tr.last_seen <= self._hold(tr)]
+        keep = [k for k, tr in enumerate(self._tracks) if not detected or self._held(tr, t)]
         boxes, ids, coasting, hits, velocities, traced, traced_box, faint_hit = [], [], [], [], [], [], [], []
         for k in keep:
             tr = self._tracks[k]
@@ -192,10 +192,11 @@ class Tracker:
         self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS] + [(t, small.reshape(-1, 4))]
         self._traces = [(tf, b) for tf, b in self._traces if t - tf <= CHAIN_SECONDS] + [(t, every.reshape(-1, 4))]
 
-    def _hold(self, track: _Track) -> float:
-        box = track.last_box
-        small = geometry.size(box) < self.small_below and track.hits >= 3
-        return self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
+    def _held(self, track: _Track, t: float) -> bool:
+        """Whether `track` is within its hold at time `t`: `hold_seconds` since it was last detected, twice
+        that for a small face found at least three times."""
+        small = geometry.size(track.last_box) < self.small_below and track.hits >= 3
+        return t - track.last_seen <= self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
 
     def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain

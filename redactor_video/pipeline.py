@@ -27,7 +27,7 @@ from redactor_video.errors import ProcessingError, RedactorError
 from redactor_video.mask.masker import Masker
 from redactor_video.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
 from redactor_video.track.lookahead import LookAhead
-from redactor_video.track.tracker import Tracker
+from redactor_video.track.tracker import Tracker, small_face
 from redactor_video.types import Detections, Frame, MaskPlan, Regions, Tracks
 
 
@@ -145,7 +145,7 @@ class StreamState:
     def __init__(self, pipeline: Pipeline, fps: float, stats: RunStats, lookahead: LookAhead) -> None:
         s = pipeline.settings
         self.pipeline, self.fps, self.stats = pipeline, fps, stats
-        self.tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold)
+        self._tracker: Tracker | None = None  # built for the first frame's size (its small-face size is a share)
         self.lookahead = lookahead
         self._seen: set[int] = set()
         self.sweep_period = s.sweep_period(fps)
@@ -172,7 +172,7 @@ class StreamState:
             if sweep and not failure:
                 self.last_sweep_index = frame.index
             when = frame.seconds if frame.seconds is not None else frame.index / self.fps
-            tracked = self.tracker.update(found, when, detected=sweep and not failure)
+            tracked = self._tracker_for(frame).update(found, when, detected=sweep and not failure)
             self._seen.update(int(t) for t in tracked.tracker_id)
             stats.tracks = len(self._seen)
             t2 = clock()
@@ -185,6 +185,13 @@ class StreamState:
                 stats.detector_failures += 1
             stats.lookahead_frames = max(stats.lookahead_frames, self.lookahead.holds(frame))
             return self.lookahead.push(frame, tracked, failure)
+
+    def _tracker_for(self, frame: Frame) -> Tracker:
+        if self._tracker is None:
+            s = self.pipeline.settings
+            self._tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold,
+                                    small_below=small_face(frame.width, frame.height))
+        return self._tracker
 
     @property
     def next_is_sweep(self) -> bool:

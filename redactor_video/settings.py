@@ -90,8 +90,9 @@ class RedactSettings:
     # 160-640 px wide), so a higher threshold would leave even those clear.
     threshold: float = _knob(0.5, flag="--threshold", low=0.05, high=0.8,
                              help="Detection confidence needed to start a track (half of it extends one; a faint "
-                                  "find under 48 px that two sweeps repeat, or that extends a steady walking line "
-                                  "through two earlier ones, starts one too).")
+                                  "find of a small face (under 3.75% of the frame's long side, 48 px at 720p) that "
+                                  "two sweeps repeat, or that extends a steady walking line through two earlier "
+                                  "ones, starts one too).")
     # 5 a second: every 5th frame at 25 fps, where the benchmark speeds were measured; at 5 fps and below
     # (archive recorders often keep 2) every frame. On six 2 fps design scenes (crowd and walkers seeds 1-3,
     # 720p) a sweep every 4th frame protected 83.5% of face-frames >= 24 px, every frame 98.4% (RESULTS.md).
@@ -109,7 +110,8 @@ class RedactSettings:
                               help="Mask size relative to the detected face box.")
     hold_seconds: float = _knob(1.0, flag="--hold", low=0.0, high=10.0, unit="s",
                                 help="Seconds a face stays masked after it was last detected (twice that for faces "
-                                     "under 48 px found three times, which only the small-face sweep sees).")
+                                     "under 3.75% of the frame's long side found three times, which only the "
+                                     "small-face sweep sees).")
     lookahead_seconds: float | None = _knob(
         None, flag="--lookahead", low=0.0, high=5.0, unit="s", optional=True,
         help="Seconds of frames held back so a newly found face is masked before it was found too (a value given "

@@ -9,7 +9,7 @@ from redactor_video.track.lookahead import LookAhead
 from redactor_video.types import Detections, Frame, MaskPlan, Tracks
 
 FPS = 10.0
-IMAGE = np.zeros((8, 8, 3), np.uint8)
+IMAGE = np.zeros((720, 1280, 3), np.uint8)  # sizes in the look-ahead are shares of the long side
 
 
 def frame(index: int) -> Frame:

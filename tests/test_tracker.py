@@ -70,8 +70,9 @@ def test_hold_is_in_seconds(gap: float, kept: bool) -> None:
 
 @pytest.mark.parametrize(("size", "held"), [(30.0, 2.0), (47.0, 2.0), (48.0, 1.0), (120.0, 1.0)])
 def test_faces_only_the_sweep_sees_are_held_twice_as_long(size: float, held: float) -> None:
-    """Under 48 px only the periodic sweep finds a face, and in night-IR noise it can miss one for
-    1.8 s between two runs of detections: such tracks, once found three times, are held twice `hold_seconds`."""
+    """Under a 720p frame's small-face size (48 px) only the periodic sweep finds a face, and in night-IR noise it
+    can miss one for 1.8 s between two runs of detections: such tracks, once found three times, are held twice
+    `hold_seconds`."""
     tracker = Tracker(hold_seconds=1.0)
     for k in range(3):
         tracker.update(dets(box_at(50, 50, size)), k / FPS)

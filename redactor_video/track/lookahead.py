@@ -80,9 +80,10 @@ class _Held:
 
 BACKFILL_SECONDS = 0.5
 """How far back a new track's first box is painted before its motion is known."""
-LARGE_FACE = 96.0
+LARGE_FACE = 0.075
 LARGE_BACKFILL_SECONDS = 0.2
-"""Faces of LARGE_FACE px and more score 0.64 or more in whole-frame BlazeFace nine frames in ten and the
+"""Faces of LARGE_FACE of the frame's long side and more (14.4 px at whole-frame BlazeFace's 192 px input; 96 px
+at 720p, where it was measured) score 0.64 or more in whole-frame BlazeFace nine frames in ten and the
 sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
 something, or turned), so its first box is painted back only this far. A half-second margin around faces
 that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
@@ -94,8 +95,8 @@ jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
 class LookAhead:
     """frames: how many frames are held back (0 disables backfill), fewer (down to min_frames) where that
     many would hold more than max_bytes of pixels; speed: assumed face speed in face widths per second
-    while a new track's motion is unknown; paint_below: tracks whose first box is smaller than this (px),
-    which only the sweep sees, are painted back along their motion."""
+    while a new track's motion is unknown; paint_below: tracks whose first box is smaller than this share of
+    the frame's long side, which only the sweep sees, are painted back along their motion."""
 
     def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE,
                  max_bytes: float = math.inf, min_frames: int = 0) -> None:
@@ -107,6 +108,7 @@ class LookAhead:
         self.fps = max(fps, 1e-3)
         self.speed = speed
         self.paint_below = paint_below
+        self._side = 1.0  # the long side (px) of the frames pushed: sizes here are shares of it
         self._slots: deque[_Held] = deque()
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
@@ -121,6 +123,7 @@ class LookAhead:
         if failure:
             self.fail_held(failure)
         slot = _Held(frame, failure=failure)
+        self._side = float(max(frame.width, frame.height))
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
         for box, tid, coasting, n, velocity, age, first, weak in zip(
@@ -143,7 +146,7 @@ class LookAhead:
                     self._interpolate(tid, box, frame.index)
                 if np.any(velocity):
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
-                elif geometry.size(box) < self.paint_below:
+                elif geometry.size(box) < self.paint_below * self._side:
                     self._first[tid] = (frame.index, box)
             elif tid in self._last_detected and not anchored:
                 self._interpolate(tid, box, frame.index)
@@ -222,7 +225,7 @@ class LookAhead:
 
     def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
         size = geometry.size(box)
-        reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE else BACKFILL_SECONDS
+        reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE * self._side else BACKFILL_SECONDS
         for slot in self._slots:
             gap = (index - slot.index) / self.fps
             if 0 <= gap <= reach:

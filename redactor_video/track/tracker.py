@@ -18,8 +18,10 @@ from redactor_video.track.kalman import KalmanBox
 from redactor_video.types import Detections, Tracks
 
 _NO_MATCH = 1e6
-SMALL_FACE = 48.0
-"""Faces narrower than this (px) only the periodic sweep sees: whole-frame BlazeFace finds none."""
+SMALL_FACE = 0.0375
+"""Faces narrower than this share of the frame's long side only the periodic sweep sees: whole-frame BlazeFace
+shrinks the long side to 192 px and finds none under 7.2 px there (48 px at 720p, where it was measured). A share,
+so a face the every-frame detector cannot see is treated as such at 480p and at 4K alike."""
 SMALL_HOLD_FACTOR = 2.0
 """How many times `hold_seconds` a track of a face under `small_below` px is held."""
 WALK_SPEED = 12.0
@@ -51,20 +53,25 @@ class _Track:
     confident: float = -np.inf  # time of its last detection that scored >= high
 
 
+def small_face(width: int, height: int) -> float:
+    """SMALL_FACE in px for a `width` x `height` frame."""
+    return SMALL_FACE * max(width, height)
+
+
 class Tracker:
     """Keeps one track per face across frames.
 
     hold_seconds: how long a track is still masked after its last detection.
     high / low: detections >= high may start tracks; those in [low, high) only
     extend existing ones (a faint face next to where a face just was is that face).
-    small_below: faces smaller than this many pixels are seen only by the
-    periodic sweep, so the tracker gives them more patience in two ways. A faint
+    small_below: faces smaller than this many pixels (small_face() of the
+    frame; the default is a 720p frame's) are seen only by the periodic sweep, so the tracker gives them more patience in two ways. A faint
     find that small that two complete detection passes in a row report at the
     same place starts a track: small faces half outside the frame or half hidden
     (behind a pole) score under `high` for seconds; larger faint finds only
     extend tracks, since at that size both detectors look and the faint ones
     that repeat are clutter (repeated faint finds of any size changed 9.0% of a
-    crowd clip's background instead of 0.7%; below 48 px, no more than before:
+    crowd clip's background instead of 0.7%; below 48 px at 720p, no more than before:
     RESULTS.md). A small faint find also starts a track when it extends a straight,
     steady line through two earlier ones of its size within CHAIN_SECONDS, at no
     more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
@@ -84,7 +91,7 @@ class Tracker:
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
-                 match_gate: float = 1.0, small_below: float = SMALL_FACE) -> None:
+                 match_gate: float = 1.0, small_below: float = small_face(1280, 720)) -> None:
         if hold_seconds < 0 or not 0 <= low <= high <= 1:
             raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
         self.hold_seconds = hold_seconds

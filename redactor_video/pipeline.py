@@ -27,7 +27,8 @@ from redactor_video.errors import ProcessingError, RedactorError
 from redactor_video.mask.masker import Masker
 from redactor_video.settings import LOOKAHEAD_MIB, LOOKAHEAD_MIN_SECONDS, LOOKAHEAD_SECONDS, RedactSettings
 from redactor_video.track.lookahead import LookAhead
-from redactor_video.track.tracker import Tracker, small_face
+from redactor_video.track.policy import POLICY, TrackingPolicy
+from redactor_video.track.tracker import Tracker
 from redactor_video.types import Detections, Frame, MaskPlan, Regions, Tracks
 
 
@@ -145,7 +146,7 @@ class StreamState:
     def __init__(self, pipeline: Pipeline, fps: float, stats: RunStats, lookahead: LookAhead) -> None:
         s = pipeline.settings
         self.pipeline, self.fps, self.stats = pipeline, fps, stats
-        self._tracker: Tracker | None = None  # built for the first frame's size (its small-face size is a share)
+        self._tracker: Tracker | None = None  # built for the first frame's size (the policy's sizes are shares)
         self.lookahead = lookahead
         self._seen: set[int] = set()
         self.sweep_period = s.sweep_period(fps)
@@ -190,7 +191,7 @@ class StreamState:
         if self._tracker is None:
             s = self.pipeline.settings
             self._tracker = Tracker(hold_seconds=s.hold_seconds, high=s.threshold, low=s.low_threshold,
-                                    small_below=small_face(frame.width, frame.height))
+                                    frame_size=(frame.width, frame.height), policy=self.pipeline.policy)
         return self._tracker
 
     @property
@@ -211,8 +212,9 @@ class Pipeline:
 
     def __init__(self, settings: RedactSettings, models_dir: str | Path | None = None,
                  recogniser: Recogniser | None = None, inference_threads: int = 0,
-                 sweep_min_lines: int = SWEEP_MIN_LINES) -> None:
+                 sweep_min_lines: int = SWEEP_MIN_LINES, policy: TrackingPolicy = POLICY) -> None:
         self.settings = settings
+        self.policy = policy
         self.recogniser = recogniser
         # Detectors report down to the tracker's low band: a faint find extends a track and starts one only when
         # small and repeated by the next sweep (Tracker.small_below).
@@ -256,9 +258,10 @@ class Pipeline:
         seconds = self.settings.lookahead_seconds
         if lookahead_frames is None and seconds is None:
             lookahead = LookAhead(round(LOOKAHEAD_SECONDS * fps), fps, max_bytes=LOOKAHEAD_MIB * 2**20,
-                                  min_frames=round(LOOKAHEAD_MIN_SECONDS * fps))
+                                  min_frames=round(LOOKAHEAD_MIN_SECONDS * fps), policy=self.policy)
         else:
-            lookahead = LookAhead(round(seconds * fps) if lookahead_frames is None else lookahead_frames, fps)
+            lookahead = LookAhead(round(seconds * fps) if lookahead_frames is None else lookahead_frames, fps,
+                                  policy=self.policy)
         return StreamState(self, fps, stats, lookahead)
 
     def plans(self, frames: Iterable[Frame], fps: float, stats: RunStats) -> Iterator[MaskPlan]:

@@ -29,6 +29,7 @@ from redactor_video.pipeline import Pipeline, RunStats
 from redactor_video.stream.config import CameraConfig
 from redactor_video.stream.live import LiveSettings
 from redactor_video.stream.service import build_pipeline
+from redactor_video.track.policy import POLICY
 from redactor_video.types import Detections, Frame
 from tests.helpers import clear_faces, detail_left, encode_video, grey, portrait, read_video
 from tests.stream_helpers import make_stamped_clip, scene_spec
@@ -88,6 +89,7 @@ def test_report_holds_boxes_not_pixels(redacted_tiny: tuple[Path, RunStats, Path
     assert report["summary"]["frames"] == 24 and report["summary"]["tracks"] >= 3
     assert report["summary"]["lookahead_frames"] == 36, "the default 3 s at 12 fps: a small clip fits in 96 MiB"
     assert report["settings"]["mode"] == "blur"
+    assert report["tracking_policy"] == POLICY.describe(), "the report says which tracking policy masked the video"
 
 
 def test_drop_audio(tmp_path: Path, tiny_clip: tuple[Path, GroundTruth], pipeline: Pipeline) -> None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redactor_video.track.lookahead import LookAhead
-from redactor_video.track.tracker import Tracker, small_face
+from redactor_video.track.tracker import Tracker
 from redactor_video.types import Detections, Frame
 
 FPS = 10.0
@@ -45,7 +45,7 @@ def scenes(draw: st.DrawFn) -> tuple[int, list[list[tuple[tuple[float, ...], flo
 def plans(scale: float, period: int, finds: list[list[tuple[tuple[float, ...], float]]]) -> list[list[tuple]]:
     """Every frame's mask boxes (with their track) at `scale` times 720p."""
     image = IMAGES[scale]
-    tracker = Tracker(hold_seconds=1.0, small_below=small_face(image.shape[1], image.shape[0]))
+    tracker = Tracker(hold_seconds=1.0, frame_size=(image.shape[1], image.shape[0]))
     buffer = LookAhead(8, FPS)
     out = []
     for i, found in enumerate(finds):

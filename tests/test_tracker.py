@@ -225,7 +225,7 @@ def test_faint_walker_finds_too_long_ago_are_forgotten() -> None:
 
 def test_large_faint_finds_start_nothing_however_often_they_repeat() -> None:
     """Above small_below both detectors look; a faint find that keeps coming back there is clutter."""
-    tracker = Tracker(high=0.5, low=0.25, small_below=48)
+    tracker = Tracker(high=0.5, low=0.25)
     for k in range(10):
         assert len(tracker.update(dets(box_at(100, 100, 60), score=0.45), k * 0.2)) == 0
 
@@ -234,7 +234,7 @@ def test_a_new_track_reports_where_faint_finds_at_its_place_began() -> None:
     """A 60 px face scored faint at 0.0 s and 0.4 s (a pass between found nothing there) and confidently at
     0.6 s: its track says the trace began 0.6 s ago, at the first faint box; a faint find a face size away
     at 0.2 s is another thing. Later frames and a track with no trace report none."""
-    tracker = Tracker(high=0.5, low=0.25, small_below=48)
+    tracker = Tracker(high=0.5, low=0.25)
     tracker.update(dets(box_at(100, 100, 60), score=0.3), 0.0)
     tracker.update(dets(box_at(400, 100, 60), score=0.3), 0.2)
     tracker.update(dets(box_at(110, 102, 60), score=0.3), 0.4)
@@ -249,7 +249,7 @@ def test_a_new_track_reports_where_faint_finds_at_its_place_began() -> None:
 def test_a_small_faint_find_does_not_repeat_a_larger_one() -> None:
     """Only small faint finds count as repeats: a 46 px find where a 50 px one was scored faint is clutter
     a track would hold for 2 s (1.1% of a walkers scene's background)."""
-    tracker = Tracker(high=0.5, low=0.25, small_below=48)
+    tracker = Tracker(high=0.5, low=0.25)
     tracker.update(dets(box_at(100, 100, 50), score=0.4), 0.0)
     assert len(tracker.update(dets(box_at(100, 104, 46), score=0.3), 0.2)) == 0
 

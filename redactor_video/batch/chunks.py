@@ -29,7 +29,7 @@ from redactor_video.errors import InputError, OutputError, ProcessingError
 from redactor_video.media.sink import VideoSink
 from redactor_video.media.source import FileSource, open_video
 from redactor_video.pipeline import RedactSettings
-from redactor_video.track.tracker import SMALL_HOLD_FACTOR
+from redactor_video.track.policy import POLICY
 from redactor_video.types import Frame
 
 _START_TOLERANCE = Fraction(1, 1000)
@@ -70,7 +70,7 @@ class Chunk:
 def overlap_seconds(settings: RedactSettings, fps: float) -> float:
     """Enough context on each side of a seam for hold (a small face's, the longest), look-ahead and the next
     small-face sweep."""
-    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.longest_lookahead + 1 / settings.sweep_rate
+    return POLICY.small_hold * settings.hold_seconds + settings.longest_lookahead + 1 / settings.sweep_rate
 
 
 def probe(path: Path) -> Probe:

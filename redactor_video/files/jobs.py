@@ -184,7 +184,8 @@ def redact_file(src: Path, dst: Path, pipeline: Pipeline, encode: EncodeSettings
         if target is not None:
             _make_folder(target.parent)
     fps = float(info.rate) if info.rate else 25.0
-    header = {"redactor": __version__, "input": str(src), "output": str(dst), "settings": pipeline.settings.to_dict()}
+    header = {"redactor": __version__, "input": str(src), "output": str(dst), "settings": pipeline.settings.to_dict(),
+              "tracking_policy": pipeline.policy.describe()}
     with ExitStack() as outputs:
         report_tmp = outputs.enter_context(atomic_path(report)) if report is not None else None
         tmp = outputs.enter_context(atomic_path(dst))

@@ -50,7 +50,7 @@ from redactor_video.recognise.keys import Key
 from redactor_video.recognise.matcher import MatchPolicy, WatchlistMatcher
 from redactor_video.recognise.watchlist import Entry
 from redactor_video.sar.search import Segment
-from redactor_video.track.tracker import SMALL_HOLD_FACTOR
+from redactor_video.track.policy import POLICY
 from redactor_video.types import Frame, Tracks
 
 THUMBNAILS = 3
@@ -193,7 +193,7 @@ def pre_roll(settings: RedactSettings, fps: float) -> float:
     would still hold it at the segment's first frame is then found in the pre-roll too; the look-ahead on top
     leaves time for what needs several finds or samples (a track started from repeated faint finds, the
     requester's two matching samples), so the segment starts as a whole-file run would have it."""
-    return SMALL_HOLD_FACTOR * settings.hold_seconds + settings.longest_lookahead + settings.sweep_period(fps) / fps
+    return POLICY.small_hold * settings.hold_seconds + settings.longest_lookahead + settings.sweep_period(fps) / fps
 
 
 class _Cut:

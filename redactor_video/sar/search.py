@@ -45,7 +45,7 @@ from redactor_video.media.source import FileSource
 from redactor_video.recognise.embedder import Embedder
 from redactor_video.recognise.matcher import MAX_THRESHOLD, MatchPolicy, overlapping
 from redactor_video.sar.archive import Recording
-from redactor_video.track.tracker import Tracker, small_face
+from redactor_video.track.tracker import Tracker
 from redactor_video.types import Detections
 
 T = TypeVar("T")
@@ -163,7 +163,7 @@ class Scanner:
                 next_sweep = max(next_sweep + 1 / s.sweep_rate, offset)
             if tracker is None:
                 tracker = Tracker(hold_seconds=s.hold_seconds, high=s.detect_threshold, low=s.detect_threshold / 2,
-                                  small_below=small_face(image.shape[1], image.shape[0]))
+                                  frame_size=(image.shape[1], image.shape[0]))
             tracked = tracker.update(self._detect(image, sweep, recording, offset), offset, detected=sweep)
             result.samples += 1
             ids = [int(t) for t in tracked.tracker_id]

@@ -47,7 +47,6 @@ from redactor_video.pipeline import Pipeline, RunStats, StreamState
 from redactor_video.stream.metrics import LatencyWindow, StreamMetrics
 from redactor_video.stream.outputs import TIME_BASE, LiveEncoder, LiveEncodeSettings, PacketOutput
 from redactor_video.stream.source import LiveSource
-from redactor_video.track.lookahead import BACKFILL_SECONDS
 from redactor_video.types import Frame, MaskPlan
 
 log = logging.getLogger("redactor.stream")
@@ -359,7 +358,7 @@ class LiveFilter:
 
     def _judge(self, plans: list[MaskPlan]) -> list[MaskPlan]:
         """Called with the lock held, on the plans the state just released when due. Each keeps its regions
-        only if a sweep that completed while it was held ran on it or on a frame at most BACKFILL_SECONDS
+        only if a sweep that completed while it was held ran on it or on a frame at most the policy's backfill
         after it (as far as a first find is painted back at once), and if neither it nor any frame read
         after it came ahead of the stream's pace. Otherwise it goes fully blurred: a small face that
         entered on it is one only a sweep finds, and a sweep that ends after the frame has left (start-up,
@@ -369,13 +368,14 @@ class LiveFilter:
         between two sweeps than a track follows, and a faint find is never confirmed in time."""
         state = self._state
         sweeps = (*self._sweeps, state.last_sweep_index)
+        reach = state.lookahead.policy.backfill
         judged = []
         for plan in plans:
             if state.last_sweep_index < 0:
                 plan = plan.failing("no sweep yet")
             elif self._ahead_upto >= plan.index:
                 plan = plan.failing("input faster than real time")
-            elif not any(0 <= (s - plan.index) / state.lookahead.fps <= BACKFILL_SECONDS for s in sweeps):
+            elif not any(0 <= (s - plan.index) / state.lookahead.fps <= reach for s in sweeps):
                 plan = plan.failing("no sweep after it in time")
             judged.append(plan)
         while plans and self._sweeps and self._sweeps[0] < plans[-1].index:  # no later frame needs those

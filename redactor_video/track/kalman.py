@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from redactor_video.track.policy import POLICY
+
 _H = np.hstack([np.eye(4), np.zeros((4, 4))])
-MAX_SPEED = 8.0  # face widths per second: a sprinter close to the camera; walkers cross ~3
 
 
 def xyxy_to_z(box: np.ndarray) -> np.ndarray:
@@ -26,8 +27,11 @@ def z_to_xyxy(z: np.ndarray) -> np.ndarray:
 class KalmanBox:
     """One face's motion estimate; `predict` advances it, `update` corrects it with a detection."""
 
-    def __init__(self, box: np.ndarray, velocity: tuple[float, float] = (0.0, 0.0)) -> None:
-        """velocity: the centre's motion (px/s) where it is already known, e.g. from faint finds before."""
+    def __init__(self, box: np.ndarray, velocity: tuple[float, float] = (0.0, 0.0),
+                 jump_speed: float = POLICY.jump_speed) -> None:
+        """velocity: the centre's motion (px/s) where it is already known, e.g. from faint finds before;
+        jump_speed: face widths a second past which a find is a face seen anew (TrackingPolicy)."""
+        self.jump_speed = jump_speed
         self._start(xyxy_to_z(box))
         self.x[4:6] = velocity
 
@@ -54,7 +58,7 @@ class KalmanBox:
 
     def update(self, box: np.ndarray, faint: bool = False) -> np.ndarray:
         """Correct with a detection. One further from the prediction than a face could have gone
-        (MAX_SPEED) restarts the estimate there, at rest: a jump is a face seen anew (a camera cut, a
+        (jump_speed) restarts the estimate there, at rest: a jump is a face seen anew (a camera cut, a
         looped clip, the tracker taking over a neighbour), and read as motion it would send the track's
         prediction, and the mask that follows it, flying off at hundreds of pixels a second. A faint
         detection (under the start score) that far off restarts nothing and is not folded in: its box
@@ -63,7 +67,7 @@ class KalmanBox:
         z = xyxy_to_z(box)
         size = max(z[2], z[3], 4.0)
         jump = float(np.hypot(*(z[:2] - self.x[:2])))
-        if jump > size * (0.25 + MAX_SPEED * self._since_update):
+        if jump > size * (0.25 + self.jump_speed * self._since_update):
             if not faint:
                 self._start(z)
             return z_to_xyxy(self.x)

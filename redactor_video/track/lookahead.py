@@ -43,7 +43,7 @@ from typing import Callable
 import numpy as np
 
 from redactor_video import geometry
-from redactor_video.track.tracker import ANCHOR_SECONDS, SMALL_FACE
+from redactor_video.track.policy import POLICY, TrackingPolicy
 from redactor_video.types import Frame, MaskPlan, PackedFrame, Tracks
 
 
@@ -78,37 +78,21 @@ class _Held:
         return MaskPlan(self.frame, tuple(self.boxes), tuple(self.owners), self.failure)
 
 
-BACKFILL_SECONDS = 0.5
-"""How far back a new track's first box is painted before its motion is known."""
-LARGE_FACE = 0.075
-LARGE_BACKFILL_SECONDS = 0.2
-"""Faces of LARGE_FACE of the frame's long side and more (14.4 px at whole-frame BlazeFace's 192 px input; 96 px
-at 720p, where it was measured) score 0.64 or more in whole-frame BlazeFace nine frames in ten and the
-sweep sees them too: one first found now was not a face a few frames ago (it stepped out from behind
-something, or turned), so its first box is painted back only this far. A half-second margin around faces
-that appear mid-picture changed 1.1-1.4% of two crowd clips' background (RESULTS.md)."""
-MOTION_SPAN_SECONDS = 0.15
-"""Two detections at least this far apart give a motion to paint back along (one frame apart, a box's
-jitter of a tenth of its size would be read as a face's width in 0.4 s)."""
-
-
 class LookAhead:
     """frames: how many frames are held back (0 disables backfill), fewer (down to min_frames) where that
-    many would hold more than max_bytes of pixels; speed: assumed face speed in face widths per second
-    while a new track's motion is unknown; paint_below: tracks whose first box is smaller than this share of
-    the frame's long side, which only the sweep sees, are painted back along their motion."""
+    many would hold more than max_bytes of pixels; policy: the tunables (track/policy.py). Tracks whose
+    first box is small (policy.small_face), which only the sweep sees, are painted back along their motion."""
 
-    def __init__(self, frames: int, fps: float, speed: float = 1.0, paint_below: float = SMALL_FACE,
-                 max_bytes: float = math.inf, min_frames: int = 0) -> None:
+    def __init__(self, frames: int, fps: float, max_bytes: float = math.inf, min_frames: int = 0,
+                 policy: TrackingPolicy = POLICY) -> None:
         if frames < 0 or min_frames < 0:
             raise ValueError("look-ahead must be >= 0 frames")
         self.frames = frames
         self.max_bytes = max_bytes
         self.min_frames = min(min_frames, frames)
         self.fps = max(fps, 1e-3)
-        self.speed = speed
-        self.paint_below = paint_below
-        self._side = 1.0  # the long side (px) of the frames pushed: sizes here are shares of it
+        self.policy = policy
+        self._small = self._large = 0.0  # px: the policy's sizes in the frames pushed
         self._slots: deque[_Held] = deque()
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
@@ -123,7 +107,8 @@ class LookAhead:
         if failure:
             self.fail_held(failure)
         slot = _Held(frame, failure=failure)
-        self._side = float(max(frame.width, frame.height))
+        self._small = self.policy.small_below(frame.width, frame.height)
+        self._large = self.policy.large_from(frame.width, frame.height)
         for box, tid in zip(tracked.xyxy, tracked.tracker_id):
             slot.add(int(tid), box)
         for box, tid, coasting, n, velocity, age, first, weak in zip(
@@ -139,18 +124,18 @@ class LookAhead:
             if n == 1:
                 start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
                 if weak:
-                    self._doubtful[tid] = start - int(round(BACKFILL_SECONDS * self.fps))
+                    self._doubtful[tid] = start - int(round(self.policy.backfill * self.fps))
                 self._backfill(tid, first, start)
                 if start < frame.index:
                     self._last_detected[tid] = (start, first)
                     self._interpolate(tid, box, frame.index)
                 if np.any(velocity):
                     self._paint_along(tid, box, frame.index, np.asarray(velocity, np.float32) / self.fps)
-                elif geometry.size(box) < self.paint_below * self._side:
+                elif geometry.size(box) < self._small:
                     self._first[tid] = (frame.index, box)
             elif tid in self._last_detected and not anchored:
                 self._interpolate(tid, box, frame.index)
-            if tid in self._first and frame.index - self._first[tid][0] >= MOTION_SPAN_SECONDS * self.fps:
+            if tid in self._first and frame.index - self._first[tid][0] >= self.policy.motion_span * self.fps:
                 self._paint_back(tid, box, frame.index)
             if not anchored:
                 self._last_detected[tid] = (frame.index, box)
@@ -207,11 +192,11 @@ class LookAhead:
 
     def _anchored(self, tid: int, index: int) -> bool:
         """Whether a faint detection of track `tid` on frame `index` should leave the track's last detection
-        as it is: one that scored >= the start less than ANCHOR_SECONDS ago. Faint BlazeFace boxes can sit a
+        as it is: one that scored >= the start less than policy.anchor ago. Faint BlazeFace boxes can sit a
         third of a face off it (walkers seed 17 IR: a 63 px face left clear 2 frames between two sweep finds
         0.2 s apart); the line between the two confident finds is then drawn over the frames between them,
         as well as each faint box."""
-        return tid in self._strong and index - self._strong[tid] < ANCHOR_SECONDS * self.fps
+        return tid in self._strong and index - self._strong[tid] < self.policy.anchor * self.fps
 
     def _settle(self, slot: _Held) -> _Held:
         """A slot leaving early: every guess no later detection replaced also gets the last detected box
@@ -225,11 +210,11 @@ class LookAhead:
 
     def _backfill(self, tid: int, box: np.ndarray, index: int) -> None:
         size = geometry.size(box)
-        reach = LARGE_BACKFILL_SECONDS if size >= LARGE_FACE * self._side else BACKFILL_SECONDS
+        reach = self.policy.large_backfill if size >= self._large else self.policy.backfill
         for slot in self._slots:
             gap = (index - slot.index) / self.fps
             if 0 <= gap <= reach:
-                m = min(size, size * self.speed * gap)
+                m = min(size, size * self.policy.backfill_speed * gap)
                 slot.add(tid, box + np.array([-m, -m, m, m], np.float32))
 
     def _paint_back(self, tid: int, box: np.ndarray, index: int) -> None:

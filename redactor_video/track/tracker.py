@@ -15,31 +15,10 @@ from scipy.optimize import linear_sum_assignment
 
 from redactor_video import geometry
 from redactor_video.track.kalman import KalmanBox
+from redactor_video.track.policy import POLICY, TrackingPolicy
 from redactor_video.types import Detections, Tracks
 
 _NO_MATCH = 1e6
-SMALL_FACE = 0.0375
-"""Faces narrower than this share of the frame's long side only the periodic sweep sees: whole-frame BlazeFace
-shrinks the long side to 192 px and finds none under 7.2 px there (48 px at 720p, where it was measured). A share,
-so a face the every-frame detector cannot see is treated as such at 480p and at 4K alike."""
-SMALL_HOLD_FACTOR = 2.0
-"""How many times `hold_seconds` a track of a face under `small_below` px is held."""
-WALK_SPEED = 12.0
-"""Detector box widths per second a walker crosses at most, whatever the distance: 1.4 m/s is ~9 widths of
-a 15 cm face, and a detector's box is ~0.85 of the face; the walkers scene's fastest move ~11."""
-ANCHOR_SECONDS = 0.5
-"""For this long after a confident find (>= high), a faint find taken for the same face steers its motion
-estimate only if it overlaps the prediction: faint BlazeFace boxes can sit a third of a face or more off
-it (crowd seed 33: one 55 px off a 65 px face, three frames after a 0.84 find, sent the track coasting off
-with a widening mask while the face started a new one). The look-ahead interpolates between confident
-finds across such faint ones for the same reason."""
-CHAIN_SECONDS = 1.0
-"""How long small faint finds are remembered, to see a walker's earlier steps in them."""
-COAST_GROWTH = 1.5
-"""How many times larger or smaller than when last detected a coasting track's box may become: a far face
-(the kind that goes unfound for seconds) walking at the camera grows ~1.2 times in 2 s."""
-CHAIN_TOLERANCE = 0.5
-"""How far (in face sizes) the middle find of three may sit from the straight, steady line through the others."""
 
 
 @dataclass
@@ -53,52 +32,51 @@ class _Track:
     confident: float = -np.inf  # time of its last detection that scored >= high
 
 
-def small_face(width: int, height: int) -> float:
-    """SMALL_FACE in px for a `width` x `height` frame."""
-    return SMALL_FACE * max(width, height)
-
-
 class Tracker:
     """Keeps one track per face across frames.
 
     hold_seconds: how long a track is still masked after its last detection.
     high / low: detections >= high may start tracks; those in [low, high) only
     extend existing ones (a faint face next to where a face just was is that face).
-    small_below: faces smaller than this many pixels (small_face() of the
-    frame; the default is a 720p frame's) are seen only by the periodic sweep, so the tracker gives them more patience in two ways. A faint
-    find that small that two complete detection passes in a row report at the
-    same place starts a track: small faces half outside the frame or half hidden
-    (behind a pole) score under `high` for seconds; larger faint finds only
-    extend tracks, since at that size both detectors look and the faint ones
-    that repeat are clutter (repeated faint finds of any size changed 9.0% of a
-    crowd clip's background instead of 0.7%; below 48 px at 720p, no more than before:
-    RESULTS.md). A small faint find also starts a track when it extends a straight,
-    steady line through two earlier ones of its size within CHAIN_SECONDS, at no
-    more than WALK_SPEED: a distant walker in night-IR noise scored 0.31-0.33 at
-    three sweeps in 0.6 s before any find reached 0.5, 30 frames after it walked
-    in. A new small track on such a line, faint or not, starts with that motion,
-    which the look-ahead paints back at once (only near the faint finds until a
-    confident find confirms a track they alone started). And a small face's track found at
-    least three times is held SMALL_HOLD_FACTOR times `hold_seconds`: a 25 px
-    face in night-IR noise went unfound for 1.8 s between two runs of
-    detections, and its track had ended after 1 s (one found once or twice is
-    held `hold_seconds`: a noise patch the sweep scored 0.57 once held a mask
-    for 2 s). Faint finds of any size are remembered for CHAIN_SECONDS too: a
-    new track whose place earlier passes found faint (a chain back through them,
-    each within a face size of the next) reports how long ago and where that trace
-    began, so the look-ahead masks the face from there: a 52 px face crossed by
-    another scored 0.27-0.36 for 0.8 s before 0.86, and was left clear 8 frames.
+    frame_size: (width, height) of the frames, against which the policy's sizes
+    are measured; policy: the tunables (track/policy.py).
+
+    Small faces (policy.small_face) are seen only by the periodic sweep, so the
+    tracker gives them more patience in three ways. A faint find that small that
+    two complete detection passes in a row report at the same place starts a
+    track: small faces half outside the frame or half hidden (behind a pole)
+    score under `high` for seconds; larger faint finds only extend tracks, since
+    at that size both detectors look and the faint ones that repeat are clutter
+    (repeated faint finds of any size changed 9.0% of a crowd clip's background
+    instead of 0.7%; below 48 px at 720p, no more than before: RESULTS.md). A
+    small faint find also starts a track when it extends a straight, steady line
+    (policy.chain_tolerance) through two earlier ones of its size within
+    policy.chain, at no more than policy.walk_speed: a distant walker in night-IR
+    noise scored 0.31-0.33 at three sweeps in 0.6 s before any find reached 0.5,
+    30 frames after it walked in. A new small track on such a line, faint or not,
+    starts with that motion, which the look-ahead paints back at once (only near
+    the faint finds until a confident find confirms a track they alone started).
+    And a small face's track found at least three times is held policy.small_hold
+    times `hold_seconds` (one found once or twice is held `hold_seconds`: a noise
+    patch the sweep scored 0.57 once held a mask for 2 s). Faint finds of any size
+    are remembered for policy.chain too: a new track whose place earlier passes
+    found faint (a chain back through them, each within a face size of the next)
+    reports how long ago and where that trace began, so the look-ahead masks the
+    face from there: a 52 px face crossed by another scored 0.27-0.36 for 0.8 s
+    before 0.86, and was left clear 8 frames.
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
-                 match_gate: float = 1.0, small_below: float = small_face(1280, 720)) -> None:
+                 match_gate: float = 1.0, frame_size: tuple[int, int] = (1280, 720),
+                 policy: TrackingPolicy = POLICY) -> None:
         if hold_seconds < 0 or not 0 <= low <= high <= 1:
             raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
         self.hold_seconds = hold_seconds
         self.high = high
         self.low = low
         self.match_gate = match_gate
-        self.small_below = small_below
+        self.policy = policy
+        self.small_below = policy.small_below(*frame_size)
         self.reset()
 
     def reset(self) -> None:
@@ -142,7 +120,7 @@ class Tracker:
             for k, di in matched.items():
                 tr = self._tracks[k]
                 weak = bool(detections.confidence[di] < self.high)
-                if not weak or t - tr.confident >= ANCHOR_SECONDS or geometry.iou_matrix(
+                if not weak or t - tr.confident >= self.policy.anchor or geometry.iou_matrix(
                         predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
                     tr.kf.update(detections.xyxy[di], faint=weak)
                 if not weak:
@@ -154,7 +132,7 @@ class Tracker:
             starters = [di for di in high if di not in claimed]
             faint = [di for di in low if di not in claimed] if detected else []
             small_faint = [di for di in faint if size[di] < self.small_below]
-            walks = {di: _walked(detections.xyxy[di], t, self._faint) if size[di] < self.small_below else None
+            walks = {di: self._walked(detections.xyxy[di], t) if size[di] < self.small_below else None
                      for di in starters + small_faint}
             history = self._traces  # this pass is not in it: _remember_faint makes a new list
             if detected:
@@ -165,7 +143,7 @@ class Tracker:
             for di in starters:
                 box = np.asarray(detections.xyxy[di], np.float32)
                 velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
-                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity), box, t,
+                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity, self.policy.jump_speed), box, t,
                                            trace=_traced(box, history),
                                            confident=t if detections.confidence[di] >= self.high else -np.inf))
                 predicted.append(box)
@@ -181,7 +159,7 @@ class Tracker:
             if k in matched:
                 boxes.append(tr.last_box)
             else:
-                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box))
+                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box, self.policy.coast_growth))
             ids.append(tr.id)
             coasting.append(k not in matched)
             hits.append(tr.hits)
@@ -196,14 +174,32 @@ class Tracker:
                       np.array(traced), np.array(traced_box, np.float32), np.array(faint_hit))
 
     def _remember_faint(self, t: float, small: np.ndarray, every: np.ndarray) -> None:
-        self._faint = [(tf, b) for tf, b in self._faint if t - tf <= CHAIN_SECONDS] + [(t, small.reshape(-1, 4))]
-        self._traces = [(tf, b) for tf, b in self._traces if t - tf <= CHAIN_SECONDS] + [(t, every.reshape(-1, 4))]
+        chain = self.policy.chain
+        self._faint = [(tf, b) for tf, b in self._faint if t - tf <= chain] + [(t, small.reshape(-1, 4))]
+        self._traces = [(tf, b) for tf, b in self._traces if t - tf <= chain] + [(t, every.reshape(-1, 4))]
 
     def _held(self, track: _Track, t: float) -> bool:
-        """Whether `track` is within its hold at time `t`: `hold_seconds` since it was last detected, twice
-        that for a small face found at least three times."""
+        """Whether `track` is within its hold at time `t`: `hold_seconds` since it was last detected, longer
+        (policy.small_hold) for a small face found at least three times."""
         small = geometry.size(track.last_box) < self.small_below and track.hits >= 3
-        return t - track.last_seen <= self.hold_seconds * (SMALL_HOLD_FACTOR if small else 1.0)
+        return t - track.last_seen <= self.hold_seconds * (self.policy.small_hold if small else 1.0)
+
+    def _walked(self, box: np.ndarray, t: float) -> np.ndarray | None:
+        """The motion (px/s) of a faint find that extends a straight, steady line through two earlier small faint
+        finds of its size at walking pace, from the earliest such find; None if it extends none."""
+        size = max(geometry.size(box), 1.0)
+        steps = [(tf, b) for tf, boxes in self._faint for b in boxes
+                 if tf < t and size / 1.5 < geometry.size(b) < 1.5 * size]
+        here = geometry.centre(box)
+        for i, (ta, a) in enumerate(steps):
+            velocity = (here - geometry.centre(a)) / (t - ta)
+            if np.hypot(*velocity) > self.policy.walk_speed * size:
+                continue
+            for tb, b in steps[i + 1:]:
+                on_line = geometry.centre(a) + velocity * (tb - ta)
+                if ta < tb and np.hypot(*(geometry.centre(b) - on_line)) <= self.policy.chain_tolerance * size:
+                    return velocity
+        return None
 
     def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain
@@ -252,31 +248,14 @@ def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]]) -> tuple[f
     return earliest
 
 
-def _walked(box: np.ndarray, t: float, history: list[tuple[float, np.ndarray]]) -> np.ndarray | None:
-    """The motion (px/s) of a faint find that extends a straight, steady line through two earlier faint
-    finds of its size at walking pace, from the earliest such find; None if it extends none."""
-    size = max(geometry.size(box), 1.0)
-    steps = [(tf, b) for tf, boxes in history for b in boxes if tf < t and size / 1.5 < geometry.size(b) < 1.5 * size]
-    here = geometry.centre(box)
-    for i, (ta, a) in enumerate(steps):
-        velocity = (here - geometry.centre(a)) / (t - ta)
-        if np.hypot(*velocity) > WALK_SPEED * size:
-            continue
-        for tb, b in steps[i + 1:]:
-            on_line = geometry.centre(a) + velocity * (tb - ta)
-            if ta < tb and np.hypot(*(geometry.centre(b) - on_line)) <= CHAIN_TOLERANCE * size:
-                return velocity
-    return None
-
-
-def _widen(box: np.ndarray, sigma: float, seen: np.ndarray) -> np.ndarray:
-    """A coasting track's mask: the predicted box, its size kept within COAST_GROWTH of the last detected
+def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, growth: float) -> np.ndarray:
+    """A coasting track's mask: the predicted box, its size kept within `growth` times the last detected
     box `seen`, grown by two standard deviations of its centre estimate, at most that face size: beyond
     that a mask covers background, not the face, and the look-ahead's interpolation takes over. Unbounded,
     a size trend read off two jittery finds of a 20 px face made its mask 155 px wide after 1.6 s."""
     size = np.asarray(box[2:] - box[:2], np.float32)
     last = np.asarray(seen[2:] - seen[:2], np.float32)
-    half = np.clip(size, last / COAST_GROWTH, last * COAST_GROWTH) / 2
+    half = np.clip(size, last / growth, last * growth) / 2
     m = min(2.0 * sigma, float(max(last)))
     centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
     return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

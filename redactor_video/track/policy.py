@@ -1,0 +1,94 @@
+"""Every tunable of tracking and mask planning, declared once with its unit and the reason for its value.
+
+The tracker (track/tracker.py), its motion model (track/kalman.py) and the
+look-ahead (track/lookahead.py) read them from one frozen TrackingPolicy, and a
+redaction report records it, so a report says which policy masked its video.
+Times are in seconds and speeds in face widths per second, so they mean the same
+at 2 fps and at 60; sizes are shares of the frame's long side, so they mean the
+same at 480p and at 4K (tests/test_scale.py). The measurements behind the values
+are in benchmarks/RESULTS.md. What a user chooses (the start score, --hold,
+--lookahead) is in settings.py, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _tunable(default: float, unit: str, why: str) -> Any:
+    return field(default=default, metadata={"unit": unit, "why": why})
+
+
+@dataclass(frozen=True)
+class TrackingPolicy:
+    """The tracking and look-ahead tunables (see each field's `why`, and `describe()` for the report)."""
+
+    small_face: float = _tunable(
+        0.0375, "of the frame's long side",
+        "whole-frame BlazeFace (192 px across the long side) finds no face under 7.2 px there, so smaller ones only "
+        "the sweep sees and the tracker gives them more patience (48 px at 720p, where it was measured)")
+    large_face: float = _tunable(
+        0.075, "of the frame's long side",
+        "faces this large score 0.64 or more in whole-frame BlazeFace nine frames in ten: one first found now was "
+        "no face a few frames ago, so it is painted back only large_backfill (96 px at 720p)")
+    small_hold: float = _tunable(
+        2.0, "x --hold",
+        "a small face's track found three times is held this much longer: a 25 px face in night-IR noise went "
+        "unfound for 1.8 s between two runs of detections")
+    walk_speed: float = _tunable(
+        12.0, "face widths/s",
+        "the fastest line of faint finds that starts a small face's track: 1.4 m/s is ~9 widths of a 15 cm face, "
+        "and a detector's box is ~0.85 of the face")
+    jump_speed: float = _tunable(
+        8.0, "face widths/s",
+        "a find further from the prediction than a face could go at this speed restarts the motion estimate "
+        "there: a camera cut or a neighbour read as motion sent masks flying off at hundreds of px/s")
+    anchor: float = _tunable(
+        0.5, "s",
+        "this soon after a confident find, a faint find steers the track only where it overlaps the prediction: "
+        "faint BlazeFace boxes can sit a third of a face or more off it")
+    chain: float = _tunable(
+        1.0, "s",
+        "how long faint finds are remembered, to see a walker's earlier steps (and where a new track's face was "
+        "first seen faintly) in them")
+    chain_tolerance: float = _tunable(
+        0.5, "face sizes",
+        "how far the middle of three faint finds may sit off the straight, steady line through the others")
+    coast_growth: float = _tunable(
+        1.5, "x the last detected size",
+        "the most a coasting track's box may grow or shrink: a far face walking at the camera grows ~1.2 times in "
+        "2 s, and unbounded, a size trend read off two jittery finds made a 20 px face's mask 155 px wide")
+    backfill: float = _tunable(
+        0.5, "s",
+        "how far back a new track's first box is painted before its motion is known (and a doubtful track's "
+        "motion past its faint finds)")
+    large_backfill: float = _tunable(
+        0.2, "s",
+        "the same for a large face: half a second around faces that appear mid-picture changed 1.1-1.4% of two "
+        "crowd clips' background")
+    backfill_speed: float = _tunable(
+        1.0, "face widths/s",
+        "how fast the margin of a box painted back grows while the face's motion is unknown (more cost "
+        "background everywhere)")
+    motion_span: float = _tunable(
+        0.15, "s",
+        "two finds at least this far apart give a motion to paint back along: one frame apart, a box's jitter of "
+        "a tenth of its size reads as a face's width in 0.4 s")
+
+    def small_below(self, width: int, height: int) -> float:
+        """`small_face` in px for a `width` x `height` frame."""
+        return self.small_face * max(width, height)
+
+    def large_from(self, width: int, height: int) -> float:
+        """`large_face` in px for a `width` x `height` frame."""
+        return self.large_face * max(width, height)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every tunable's value, unit and reason, for a report."""
+        return {f.name: {"value": getattr(self, f.name), "unit": f.metadata["unit"], "why": f.metadata["why"]}
+                for f in fields(self)}
+
+
+POLICY = TrackingPolicy()
+"""The policy every stage uses unless given another."""

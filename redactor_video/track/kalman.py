@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from redactor_video.track.policy import POLICY
+from redactor_video.track.policy import POLICY, TrackingPolicy
 
 _H = np.hstack([np.eye(4), np.zeros((4, 4))])
 
@@ -28,26 +28,25 @@ class KalmanBox:
     """One face's motion estimate; `predict` advances it, `update` corrects it with a detection."""
 
     def __init__(self, box: np.ndarray, velocity: tuple[float, float] = (0.0, 0.0),
-                 jump_speed: float = POLICY.jump_speed) -> None:
+                 policy: TrackingPolicy = POLICY) -> None:
         """velocity: the centre's motion (px/s) where it is already known, e.g. from faint finds before;
-        jump_speed: face widths a second past which a find is a face seen anew (TrackingPolicy)."""
-        self.jump_speed = jump_speed
+        policy: its noise levels and what counts as a jump (track/policy.py)."""
+        self.policy = policy
         self._start(xyxy_to_z(box))
         self.x[4:6] = velocity
 
     def _start(self, z: np.ndarray) -> None:
         self.x = np.concatenate([z, np.zeros(4)])
         size = max(z[2], z[3], 4.0)
-        # Position known to a tenth of the face; velocity unknown (walkers cross ~3 face widths per second).
-        self.P = np.diag([(0.1 * size) ** 2] * 4 + [(3.0 * size) ** 2] * 4)
+        p = self.policy
+        self.P = np.diag([(p.start_spread * size) ** 2] * 4 + [(p.start_speed * size) ** 2] * 4)
         self._since_update = 0.0
 
     def predict(self, dt: float) -> np.ndarray:
         f = np.eye(8)
         f[:4, 4:] = np.eye(4) * dt
         size = max(self.x[2], self.x[3], 4.0)
-        # Acceleration noise scaled to the face: people change pace, turn and crouch.
-        q = (1.5 * size) ** 2
+        q = (self.policy.acceleration * size) ** 2
         g = np.vstack([np.eye(4) * dt * dt / 2, np.eye(4) * dt])
         self.x = f @ self.x
         self.P = f @ self.P @ f.T + g @ g.T * q
@@ -67,12 +66,12 @@ class KalmanBox:
         z = xyxy_to_z(box)
         size = max(z[2], z[3], 4.0)
         jump = float(np.hypot(*(z[:2] - self.x[:2])))
-        if jump > size * (0.25 + self.jump_speed * self._since_update):
+        if jump > size * (self.policy.jump_slack + self.policy.jump_speed * self._since_update):
             if not faint:
                 self._start(z)
             return z_to_xyxy(self.x)
         self._since_update = 0.0
-        r = np.eye(4) * (0.05 * max(z[2], z[3], 4.0)) ** 2
+        r = np.eye(4) * (self.policy.box_noise * max(z[2], z[3], 4.0)) ** 2
         s = _H @ self.P @ _H.T + r
         k = self.P @ _H.T @ np.linalg.inv(s)
         self.x = self.x + k @ (z - _H @ self.x)

@@ -236,7 +236,7 @@ class LookAhead:
         for slot in self._slots:
             back = start - slot.index
             if slot.index < end and (since is None or slot.index >= since):
-                m = 0.5 * size * back / self.fps
+                m = self.policy.paint_speed * size * back / self.fps
                 shift = -step * back
                 slot.add(tid, first + np.array([shift[0] - m, shift[1] - m, shift[0] + m, shift[1] + m], np.float32))
 
@@ -265,7 +265,7 @@ class LookAhead:
         of either, so the frames in between keep their guesses too (a 40 px face turning back next to a
         larger one leaked that way in a live test)."""
         wa, wb = float(a[2] - a[0]), float(b[2] - b[0])
-        if not 0.67 <= wb / max(wa, 1.0) <= 1.5:
+        if not 1 / self.policy.same_size <= wb / max(wa, 1.0) <= self.policy.same_size:
             return False
         moved = float(np.hypot(*((b[:2] + b[2:]) / 2 - (a[:2] + a[2:]) / 2)))
-        return moved <= max(wa, wb) * (1.0 + 5.0 * seconds)  # a walker crosses ~5 face widths a second
+        return moved <= max(wa, wb) * (1.0 + self.policy.gap_speed * seconds)

@@ -34,16 +34,57 @@ class TrackingPolicy:
         "no face a few frames ago, so it is painted back only large_backfill (96 px at 720p)")
     small_hold: float = _tunable(
         2.0, "x --hold",
-        "a small face's track found three times is held this much longer: a 25 px face in night-IR noise went "
-        "unfound for 1.8 s between two runs of detections")
+        "a small face's track found small_hold_finds times is held this much longer: a 25 px face in night-IR "
+        "noise went unfound for 1.8 s between two runs of detections")
+    small_hold_finds: int = _tunable(
+        3, "finds",
+        "how often a small face's track must have been found to be held longer: one found once or twice may be "
+        "noise (a patch the sweep scored 0.57 once held a mask for 2 s)")
+    same_size: float = _tunable(
+        1.5, "x",
+        "two finds (or a find and a box) within this factor of each other's size may be one face: faint finds "
+        "chained into a trace or a walking line, and the two ends of an interpolated gap")
+    match_size: float = _tunable(
+        2.0, "x the last detected size",
+        "a track takes a find away from its box only within this factor of the face's last detected size: a "
+        "20 px face's coasting track took a 48 px find of clutter 140 px away")
+    match_overlap: float = _tunable(
+        0.1, "IoU",
+        "a find overlapping a track's predicted box this much is that face's; less, it must lie within reach "
+        "(and a faint one near a confident find steers nothing)")
+    match_reach: float = _tunable(
+        1.0, "face sizes",
+        "how far from a track's prediction a find of the face's size may lie, at least")
+    match_sigmas: float = _tunable(
+        3.0, "standard deviations",
+        "and further where the position is this uncertain: a fast face seen again after sparse detection")
+    coast_sigmas: float = _tunable(
+        2.0, "standard deviations",
+        "a coasting track's box grows by this much of its position uncertainty, at most a face size")
     walk_speed: float = _tunable(
         12.0, "face widths/s",
         "the fastest line of faint finds that starts a small face's track: 1.4 m/s is ~9 widths of a 15 cm face, "
         "and a detector's box is ~0.85 of the face")
+    start_spread: float = _tunable(
+        0.1, "face sizes",
+        "the motion model's uncertainty of a new track's place (one standard deviation)")
+    start_speed: float = _tunable(
+        3.0, "face widths/s",
+        "and of its speed, unknown at first: walkers cross about 3 face widths a second")
+    acceleration: float = _tunable(
+        1.5, "face widths/s^2",
+        "how fast a face's motion may change between frames (its process noise): people change pace, turn and "
+        "crouch")
+    box_noise: float = _tunable(
+        0.05, "face sizes",
+        "a detected box's jitter around the face (the motion model's measurement noise)")
     jump_speed: float = _tunable(
         8.0, "face widths/s",
-        "a find further from the prediction than a face could go at this speed restarts the motion estimate "
-        "there: a camera cut or a neighbour read as motion sent masks flying off at hundreds of px/s")
+        "a find further from the prediction than jump_slack plus a face going this fast restarts the motion "
+        "estimate there: a camera cut or a neighbour read as motion sent masks flying off at hundreds of px/s")
+    jump_slack: float = _tunable(
+        0.25, "face sizes",
+        "the distance from the prediction any find may lie without counting as a jump")
     anchor: float = _tunable(
         0.5, "s",
         "this soon after a confident find, a faint find steers the track only where it overlaps the prediction: "
@@ -71,6 +112,13 @@ class TrackingPolicy:
         1.0, "face widths/s",
         "how fast the margin of a box painted back grows while the face's motion is unknown (more cost "
         "background everywhere)")
+    paint_speed: float = _tunable(
+        0.5, "face widths/s",
+        "how fast that margin grows around a box painted back along a known motion")
+    gap_speed: float = _tunable(
+        5.0, "face widths/s",
+        "the furthest a face may have gone (beyond one face size) for the line between two finds of one track "
+        "to be taken for it: a tracker that swapped two faces hands over a jump no face made")
     motion_span: float = _tunable(
         0.15, "s",
         "two finds at least this far apart give a motion to paint back along: one frame apart, a box's jitter of "

@@ -67,14 +67,13 @@ class Tracker:
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
-                 match_gate: float = 1.0, frame_size: tuple[int, int] = (1280, 720),
+                 frame_size: tuple[int, int] = (1280, 720),
                  policy: TrackingPolicy = POLICY) -> None:
         if hold_seconds < 0 or not 0 <= low <= high <= 1:
             raise ValueError("hold_seconds must be >= 0 and 0 <= low <= high <= 1")
         self.hold_seconds = hold_seconds
         self.high = high
         self.low = low
-        self.match_gate = match_gate
         self.policy = policy
         self.small_below = policy.small_below(*frame_size)
         self.reset()
@@ -121,7 +120,7 @@ class Tracker:
                 tr = self._tracks[k]
                 weak = bool(detections.confidence[di] < self.high)
                 if not weak or t - tr.confident >= self.policy.anchor or geometry.iou_matrix(
-                        predicted[k][None], detections.xyxy[di][None])[0, 0] >= 0.1:
+                        predicted[k][None], detections.xyxy[di][None])[0, 0] >= self.policy.match_overlap:
                     tr.kf.update(detections.xyxy[di], faint=weak)
                 if not weak:
                     tr.confident = t
@@ -135,16 +134,17 @@ class Tracker:
             walks = {di: self._walked(detections.xyxy[di], t) if size[di] < self.small_below else None
                      for di in starters + small_faint}
             history = self._traces  # this pass is not in it: _remember_faint makes a new list
+            same = self.policy.same_size
             if detected:
                 previous = self._faint[-1][1] if self._faint else np.zeros((0, 4), np.float32)
                 starters += [di for di in small_faint
-                             if walks[di] is not None or len(_near(detections.xyxy[di], previous))]
+                             if walks[di] is not None or len(_near(detections.xyxy[di], previous, same))]
                 self._remember_faint(t, detections.xyxy[small_faint], detections.xyxy[faint])
             for di in starters:
                 box = np.asarray(detections.xyxy[di], np.float32)
                 velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
-                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity, self.policy.jump_speed), box, t,
-                                           trace=_traced(box, history),
+                self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity, self.policy), box, t,
+                                           trace=_traced(box, history, same),
                                            confident=t if detections.confidence[di] >= self.high else -np.inf))
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
@@ -159,7 +159,7 @@ class Tracker:
             if k in matched:
                 boxes.append(tr.last_box)
             else:
-                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box, self.policy.coast_growth))
+                boxes.append(_widen(predicted[k], tr.kf.position_sigma(), tr.last_box, self.policy))
             ids.append(tr.id)
             coasting.append(k not in matched)
             hits.append(tr.hits)
@@ -180,16 +180,17 @@ class Tracker:
 
     def _held(self, track: _Track, t: float) -> bool:
         """Whether `track` is within its hold at time `t`: `hold_seconds` since it was last detected, longer
-        (policy.small_hold) for a small face found at least three times."""
-        small = geometry.size(track.last_box) < self.small_below and track.hits >= 3
+        (policy.small_hold) for a small face found often enough."""
+        small = geometry.size(track.last_box) < self.small_below and track.hits >= self.policy.small_hold_finds
         return t - track.last_seen <= self.hold_seconds * (self.policy.small_hold if small else 1.0)
 
     def _walked(self, box: np.ndarray, t: float) -> np.ndarray | None:
         """The motion (px/s) of a faint find that extends a straight, steady line through two earlier small faint
         finds of its size at walking pace, from the earliest such find; None if it extends none."""
         size = max(geometry.size(box), 1.0)
+        k = self.policy.same_size
         steps = [(tf, b) for tf, boxes in self._faint for b in boxes
-                 if tf < t and size / 1.5 < geometry.size(b) < 1.5 * size]
+                 if tf < t and size / k < geometry.size(b) < k * size]
         here = geometry.centre(box)
         for i, (ta, a) in enumerate(steps):
             velocity = (here - geometry.centre(a)) / (t - ta)
@@ -218,44 +219,47 @@ class Tracker:
         seen = np.array([max(geometry.size(tr.last_box), 1.0) for tr in tracks], np.float32)[:, None]
         dsize = geometry.sizes(dets)[None, :] / seen
         sigma = np.array([tr.kf.position_sigma() for tr in tracks], np.float32)[:, None]
-        reach = np.maximum(self.match_gate, 3.0 * sigma / size)
-        similar = (dsize > 0.5) & (dsize < 2.0)
-        cost = np.where(iou > 0.1, 1.0 - iou, 1.0 + dist)
-        cost = np.where((iou > 0.1) | ((dist < reach) & similar), cost, _NO_MATCH)
+        p = self.policy
+        reach = np.maximum(p.match_reach, p.match_sigmas * sigma / size)
+        similar = (dsize > 1 / p.match_size) & (dsize < p.match_size)
+        overlaps = iou > p.match_overlap
+        cost = np.where(overlaps, 1.0 - iou, 1.0 + dist)
+        cost = np.where(overlaps | ((dist < reach) & similar), cost, _NO_MATCH)
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
 
 
-def _near(box: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+def _near(box: np.ndarray, earlier: np.ndarray, same_size: float) -> np.ndarray:
     """Which of `earlier` (a previous pass's finds) could be the face at `box`, nearest first: centres
-    within one face size and sizes within a factor of 1.5."""
+    within one face size and sizes within a factor of `same_size`."""
     size = max(geometry.size(box), 1.0)
     sizes = geometry.sizes(earlier)
     dist = np.linalg.norm((earlier[:, :2] + earlier[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
-    near = np.flatnonzero((dist <= size) & (sizes < 1.5 * size) & (sizes * 1.5 > size))
+    near = np.flatnonzero((dist <= size) & (sizes < same_size * size) & (sizes * same_size > size))
     return near[np.argsort(dist[near])]
 
 
-def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]]) -> tuple[float, np.ndarray] | None:
+def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]],
+            same_size: float) -> tuple[float, np.ndarray] | None:
     """The earliest faint find of a chain back from `box` through earlier passes' faint finds, each near
     the next (a pass that found nothing there is skipped); None if there is none."""
     here, earliest = box, None
     for tf, boxes in reversed(history):
-        near = _near(here, boxes)
+        near = _near(here, boxes, same_size)
         if len(near):
             here = boxes[near[0]]
             earliest = (tf, here)
     return earliest
 
 
-def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, growth: float) -> np.ndarray:
-    """A coasting track's mask: the predicted box, its size kept within `growth` times the last detected
-    box `seen`, grown by two standard deviations of its centre estimate, at most that face size: beyond
-    that a mask covers background, not the face, and the look-ahead's interpolation takes over. Unbounded,
-    a size trend read off two jittery finds of a 20 px face made its mask 155 px wide after 1.6 s."""
+def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, policy: TrackingPolicy) -> np.ndarray:
+    """A coasting track's mask: the predicted box, its size kept within policy.coast_growth times the last
+    detected box `seen`, grown by policy.coast_sigmas standard deviations of its centre estimate, at most that
+    face size: beyond that a mask covers background, not the face, and the look-ahead's interpolation takes
+    over."""
     size = np.asarray(box[2:] - box[:2], np.float32)
     last = np.asarray(seen[2:] - seen[:2], np.float32)
-    half = np.clip(size, last / growth, last * growth) / 2
-    m = min(2.0 * sigma, float(max(last)))
+    half = np.clip(size, last / policy.coast_growth, last * policy.coast_growth) / 2
+    m = min(policy.coast_sigmas * sigma, float(max(last)))
     centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
     return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

@@ -80,3 +80,23 @@ def test_unsure_large_sweep_finds_start_tracks_only_where_a_scaled_down_crop_con
     assert [s for x, s in score_at.items() if 40 <= x < 440] == [pytest.approx(0.55)], "the real face"
     assert 0.49 < score_at[800] < 0.5
     assert score_at[1100] == pytest.approx(0.55)
+
+
+def test_a_face_the_sweep_finds_is_reported_at_its_box_not_at_a_faint_loose_box_around_it(
+        pipeline: Pipeline) -> None:
+    """On a 540p frame (swept upsampled), a 26 px face the every-frame detector reports only faintly, in a box
+    1.6 times the face's width, is reported at the sweep's box on a sweep frame: the loose box (their union)
+    would make the face look larger to the tracker and the look-ahead (held and painted back as a larger
+    face) and mask over twice its area. Without the sweep the faint find stands, to extend the face's track."""
+    image = np.full((540, 960, 3), 128, np.uint8)
+    face, (x1, y1, x2, y2) = portrait("obama", 100)
+    image[200:200 + face.shape[0], 300:400] = face
+    on_face = np.array([300 + x1, 200 + y1, 300 + x2, 200 + y2], np.float32)
+    width = on_face[2] - on_face[0]
+    loose = tuple(np.concatenate([on_face[:2] - 0.3 * width, on_face[2:] + 0.3 * width]))
+    schedule = Schedule(FixedFinds([loose], [0.3]), pipeline.schedule.sweep, start=0.5)
+    swept = schedule.detect(image, sweep=True)
+    near = [b for b in swept.xyxy if abs((b[0] + b[2]) / 2 - (on_face[0] + on_face[2]) / 2) < width]
+    assert len(near) == 1, "the face is one find"
+    assert near[0][2] - near[0][0] < 1.3 * width, "the face is reported at the loose faint box"
+    assert schedule.detect(image, sweep=False).xyxy.tolist() == [list(loose)]

@@ -46,10 +46,13 @@ SWEEP_MIN_LINES = 720
 """A frame with fewer lines than this on its short side is swept upsampled to this many lines, so that a
 face's width at the sweep's input, on which its recall depends, is never less than in the 720p footage the
 defaults were measured on (480p and 540p design scenes, RESULTS.md). A face the every-frame detector found
-too keeps that detector's box: CenterFace draws a turned head up to 1.3 times wider from the upsampled frame,
-and a box alternating between the two on sweep frames split a watchlist track's evidence (real headpose clip:
-the enrolled woman clear in 35 of 56 frames instead of 55). Larger frames are swept as they are (the speed
-targets are for 720p and 1080p)."""
+too, from the start score, keeps that detector's box: CenterFace draws a turned head up to 1.3 times wider from
+the upsampled frame, and a box alternating between the two on sweep frames split a watchlist track's evidence
+(real headpose clip: the enrolled woman clear in 35 of 56 frames instead of 55). A faint every-frame find's box
+is no such guide: whole-frame BlazeFace draws faces of a few input pixels two to three times their width, and
+taking that box for the sweep's tight one made a 36 px face at 540p a large face to the look-ahead, painted
+back 0.2 s instead of 0.5 (RESULTS.md). Larger frames are swept as they are (the speed targets are for 720p
+and 1080p)."""
 SWEEP_MAX_PIXELS = 1920 * 1080
 """An upsampled frame never has more pixels than a 1080p one, so a frame of odd proportions (a 16000x2 strip)
 cannot ask for gigabytes."""
@@ -77,25 +80,32 @@ class Schedule:
         return f"{cheap}{self.sweep.name} sweep"
 
     def detect(self, image: np.ndarray, sweep: bool) -> Detections:
-        """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the cadence)."""
-        parts = []
+        """The cheap detector's finds, plus the sweep's when `sweep` (the caller keeps the cadence).
+
+        Where the sweep finds a face from the start score, a faint every-frame find of the same face is left
+        out: merged in, its box (whole-frame BlazeFace draws faces of a few input pixels two to three times
+        their width) would become the face's, and the face would look larger than it is to the tracker and
+        the look-ahead, and be masked over several times its area."""
         cheap = Detections.empty()
         if self.every_frame is not None:
             cheap = self.every_frame.detect(image)
-            parts.append(self._second_opinion(image, cheap))
-        if sweep:
-            parts.append(self._second_opinion(image, self._sweep(image, cheap), SWEEP_CHECK_FROM))
-        return merge_union(Detections.merge(parts))
+        if not sweep:
+            return merge_union(self._second_opinion(image, cheap))
+        swept = self._second_opinion(image, self._sweep(image, cheap), SWEEP_CHECK_FROM)
+        sure = swept.xyxy[swept.confidence >= self.start]
+        cheap = cheap[(cheap.confidence >= self.start) | ~_covers(sure, cheap.xyxy)]
+        return merge_union(Detections.merge([self._second_opinion(image, cheap), swept]))
 
     def _sweep(self, image: np.ndarray, cheap: Detections) -> Detections:
         """The sweep detector's finds; on a frame smaller than `min_lines`, those of its upsampled copy, in
-        the boxes of the every-frame detector (`cheap`) where it found the same face."""
+        the boxes of the every-frame detector (`cheap`) where it found the same face from the start score."""
         h, w = image.shape[:2]
         k = min(self.min_lines / min(h, w), math.sqrt(SWEEP_MAX_PIXELS / (h * w)))
         if k <= 1:
             return self.sweep.detect(image)
         found = self.sweep.detect(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR))
-        return boxes_from(Detections(found.xyxy / k, found.confidence, detector=found.detector), cheap)
+        return boxes_from(Detections(found.xyxy / k, found.confidence, detector=found.detector),
+                          cheap[cheap.confidence >= self.start])
 
     def _second_opinion(self, image: np.ndarray, found: Detections, from_size: float = 0.0) -> Detections:
         """Finds in the unsure band, `from_size` px or larger, start tracks only if the sweep confirms them."""
@@ -129,6 +139,18 @@ class Schedule:
         if self.every_frame is not None:
             self.every_frame.close()
         self.sweep.close()
+
+
+def _covers(boxes: np.ndarray, finds: np.ndarray, iou: float = 0.3) -> np.ndarray:
+    """Which of `finds` overlap one of `boxes` by `iou` or more, or lie half or more inside one: merge_union's
+    measure of one face."""
+    if not len(boxes) or not len(finds):
+        return np.zeros(len(finds), bool)
+    lt = np.maximum(boxes[:, None, :2], finds[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], finds[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = np.prod(finds[:, 2:] - finds[:, :2], axis=1)[None, :]
+    return ((inter > 0.5 * area) | (geometry.iou_matrix(boxes, finds) >= iou)).any(axis=0)
 
 
 def boxes_from(found: Detections, native: Detections, iou: float = 0.3) -> Detections:

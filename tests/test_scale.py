@@ -4,8 +4,7 @@ A camera that records the same people at 360p, 720p or 1440p must get the same
 masks, scaled: whether a face counts as one only the sweep can see (held longer,
 started from repeated faint finds, painted back along its motion) depends on its
 share of the frame, not on its width in pixels. Scales of 1/2 and 2 keep every
-floating-point step exact but for values within a hair of zero (halving a
-subnormal float rounds), so the plans must match to a thousandth of a pixel.
+floating-point step exact, so the plans must match to the last bit, not roughly.
 """
 
 from __future__ import annotations
@@ -55,8 +54,8 @@ def plans(scale: float, period: int, finds: list[list[tuple[tuple[float, ...], f
         sweep = i % period == 0
         out += buffer.push(Frame(i, image), tracker.update(detections, i / FPS, detected=sweep))
     out += buffer.flush()
-    return [[(owner, tuple(np.round(np.asarray(box, np.float64) / scale, 3) + 0.0))
-             for box, owner in zip(p.boxes, p.owners)] for p in out]
+    return [[(owner, tuple(np.asarray(box, np.float64) / scale)) for box, owner in zip(p.boxes, p.owners)]
+            for p in out]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

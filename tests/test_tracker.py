@@ -113,21 +113,6 @@ def test_a_faint_match_is_flagged() -> None:
     assert tracker.update(Detections.empty(), 0.2).faint.tolist() == [False]
 
 
-@pytest.mark.parametrize(("after", "width"), [(0.1, 40.0), (0.8, 100.0)])
-def test_a_faint_loose_box_just_after_a_confident_find_moves_the_mask_but_does_not_size_it(
-        after: float, width: float) -> None:
-    """Whole-frame BlazeFace draws a face it finds only faintly up to twice its width (1.64 times in the median
-    on the real design clips, where confident finds come out 0.86-0.90 of it: RESULTS.md). A face found at
-    40 px and, a frame later, faintly in a 100 px box around a point 6 px on is masked at 40 px there; a
-    faint box long after the last confident find is taken as it is (the face may have come closer)."""
-    tracker = Tracker()
-    tracker.update(dets(box_at(100, 100, 40.0)), 0.0)
-    out = tracker.update(dets((76, 76, 176, 176), score=0.3), after)
-    assert out.faint.tolist() == [True]
-    np.testing.assert_allclose(out.xyxy[0][2] - out.xyxy[0][0], width)
-    np.testing.assert_allclose((out.xyxy[0][:2] + out.xyxy[0][2:]) / 2, (126, 126))
-
-
 def test_redetected_face_keeps_its_id() -> None:
     tracker = Tracker(hold_seconds=1.0)
     tracker.update(dets(box_at(50, 50)), 0.0)

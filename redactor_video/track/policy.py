@@ -87,9 +87,8 @@ class TrackingPolicy:
         "the distance from the prediction any find may lie without counting as a jump")
     anchor: float = _tunable(
         0.5, "s",
-        "this soon after a confident find, a faint find steers the track only where it overlaps the prediction, "
-        "and is masked at the confident find's size: faint BlazeFace boxes can sit a third of a face or more off "
-        "it, and are 1.64 times the face's width in the median on the real design clips (confident ones 0.86)")
+        "this soon after a confident find, a faint find steers the track only where it overlaps the prediction: "
+        "faint BlazeFace boxes can sit a third of a face or more off it")
     chain: float = _tunable(
         1.0, "s",
         "how long faint finds are remembered, to see a walker's earlier steps (and where a new track's face was "

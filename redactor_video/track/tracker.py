@@ -30,7 +30,6 @@ class _Track:
     hits: int = 1
     trace: tuple[float, np.ndarray] | None = None  # (time, box) of the earliest faint find leading to its start
     confident: float = -np.inf  # time of its last detection that scored >= high
-    sized: np.ndarray | None = None  # the box of that detection
 
 
 class Tracker:
@@ -64,9 +63,7 @@ class Tracker:
     found faint (a chain back through them, each within a face size of the next)
     reports how long ago and where that trace began, so the look-ahead masks the
     face from there: a 52 px face crossed by another scored 0.27-0.36 for 0.8 s
-    before 0.86, and was left clear 8 frames. A faint find within policy.anchor
-    of a confident one is reported at that find's size, moved to the faint find's
-    centre: faint boxes of whole-frame BlazeFace are loose (RESULTS.md).
+    before 0.86, and was left clear 8 frames.
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
@@ -122,15 +119,12 @@ class Tracker:
             for k, di in matched.items():
                 tr = self._tracks[k]
                 weak = bool(detections.confidence[di] < self.high)
-                found = np.asarray(detections.xyxy[di], np.float32)
-                if not weak:
-                    tr.confident, tr.sized = t, found
-                elif t - tr.confident < self.policy.anchor:
-                    found = _recentred(tr.sized, found)
                 if not weak or t - tr.confident >= self.policy.anchor or geometry.iou_matrix(
-                        predicted[k][None], found[None])[0, 0] >= self.policy.match_overlap:
-                    tr.kf.update(found, faint=weak)
-                tr.last_box = found
+                        predicted[k][None], detections.xyxy[di][None])[0, 0] >= self.policy.match_overlap:
+                    tr.kf.update(detections.xyxy[di], faint=weak)
+                if not weak:
+                    tr.confident = t
+                tr.last_box = np.asarray(detections.xyxy[di], np.float32)
                 tr.last_seen = t
                 tr.hits += 1
             size = geometry.sizes(detections.xyxy)
@@ -151,8 +145,7 @@ class Tracker:
                 velocity = (0.0, 0.0) if walks[di] is None else tuple(walks[di])
                 self._tracks.append(_Track(self._next_id, KalmanBox(box, velocity, self.policy), box, t,
                                            trace=_traced(box, history, same),
-                                           **({"confident": t, "sized": box}
-                                              if detections.confidence[di] >= self.high else {})))
+                                           confident=t if detections.confidence[di] >= self.high else -np.inf))
                 predicted.append(box)
                 matched[len(self._tracks) - 1] = di
                 self._next_id += 1
@@ -257,12 +250,6 @@ def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]],
             here = boxes[near[0]]
             earliest = (tf, here)
     return earliest
-
-
-def _recentred(sized: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Box `sized` moved to the centre of `found`."""
-    shift = ((found[:2] + found[2:]) - (sized[:2] + sized[2:])) / 2
-    return np.concatenate([sized[:2] + shift, sized[2:] + shift]).astype(np.float32)
 
 
 def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, policy: TrackingPolicy) -> np.ndarray:

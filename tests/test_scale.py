@@ -3,8 +3,10 @@
 A camera that records the same people at 360p, 720p or 1440p must get the same
 masks, scaled: whether a face counts as one only the sweep can see (held longer,
 started from repeated faint finds, painted back along its motion) depends on its
-share of the frame, not on its width in pixels. Scales of 1/2 and 2 keep every
-floating-point step exact, so the plans must match to the last bit, not roughly.
+share of the frame, not on its width in pixels. Scales of 1/2 and 2 keep nearly
+every floating-point step exact, so the plans must match to a hundredth of a
+pixel: only values within a hair of zero (halving a subnormal float rounds) and a
+predicted size that shrinks to the motion model's 1 px floor round differently.
 """
 
 from __future__ import annotations
@@ -58,10 +60,17 @@ def plans(scale: float, period: int, finds: list[list[tuple[tuple[float, ...], f
             for p in out]
 
 
+def same(a: list[list[tuple]], b: list[list[tuple]]) -> bool:
+    """The same tracks on the same frames, every box within a hundredth of a pixel."""
+    return [[owner for owner, _ in frame] for frame in a] == [[owner for owner, _ in frame] for frame in b] and all(
+        np.allclose(box_a, box_b, rtol=0.0, atol=0.01)
+        for frame_a, frame_b in zip(a, b) for (_, box_a), (_, box_b) in zip(frame_a, frame_b))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenes())
 def test_a_scene_at_half_or_twice_the_size_is_masked_the_same_scaled(scene) -> None:
     period, finds = scene
     at_720p = plans(1.0, period, finds)
-    assert plans(0.5, period, finds) == at_720p, "at 360p the masks differ from 720p's, scaled"
-    assert plans(2.0, period, finds) == at_720p, "at 1440p the masks differ from 720p's, scaled"
+    assert same(plans(0.5, period, finds), at_720p), "at 360p the masks differ from 720p's, scaled"
+    assert same(plans(2.0, period, finds), at_720p), "at 1440p the masks differ from 720p's, scaled"

@@ -119,6 +119,7 @@ def run_timed(command: list[str]) -> Timed:
 FLOOR_SCRIPT = """
 import sys
 import av
+import cv2
 src, dst, codec, crf, preset = sys.argv[1:]
 with av.open(src) as inp, av.open(dst, mode="w") as out:
     vin = inp.streams.video[0]
@@ -128,13 +129,14 @@ with av.open(src) as inp, av.open(dst, mode="w") as out:
     vout.time_base = vout.codec_context.time_base = vin.time_base
     vout.options = {"crf": crf, "preset": preset}
     for frame in inp.decode(vin):
-        new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+        rgb = frame.to_ndarray(format="rgb24")
+        new = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         new.pts, new.time_base = frame.pts, frame.time_base
         out.mux(vout.encode(new))
     out.mux(vout.encode(None))
 """
-"""The floor: decode, convert to RGB and back, encode with redactor's encoder settings. Only PyAV is
-imported, so its start-up is Python's and PyAV's alone."""
+"""The floor: decode, convert to RGB and back, encode with redactor's encoder settings. Only PyAV and
+OpenCV (which converts RGB to 4:2:0, as redactor's sink does) are imported, so its start-up is theirs alone."""
 
 
 # ---------------------------------------------------------------- tools

@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from redactor_video.errors import OutputError
+from redactor_video.media.sink import video_frame
 from redactor_video.stream.credentials import redact_url, safe_reason
 from redactor_video.stream.source import Backoff
 
@@ -62,8 +63,7 @@ class LiveEncoder:
         if self._ctx is None:
             self._open(w - w % 2, h - h % 2)
         width, height = self.size
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
-        vf = vf.reformat(format="yuv420p")
+        vf = video_frame(np.ascontiguousarray(image[:height, :width]), "yuv420p")
         vf.pts, vf.time_base = pts, TIME_BASE
         if keyframe:
             vf.pict_type = av.video.frame.PictureType.I

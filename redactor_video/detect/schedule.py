@@ -91,12 +91,12 @@ class Schedule:
             cheap = self.every_frame.detect(image)
         if not sweep:
             return merge_union(self._second_opinion(image, cheap))
-        swept = self._second_opinion(image, self._sweep(image, cheap), SWEEP_CHECK_FROM)
+        swept = self._second_opinion(image, self.sweep_finds(image, cheap), SWEEP_CHECK_FROM)
         sure = swept.xyxy[swept.confidence >= self.start]
         cheap = cheap[(cheap.confidence >= self.start) | ~_covers(sure, cheap.xyxy)]
         return merge_union(Detections.merge([self._second_opinion(image, cheap), swept]))
 
-    def _sweep(self, image: np.ndarray, cheap: Detections) -> Detections:
+    def sweep_finds(self, image: np.ndarray, cheap: Detections) -> Detections:
         """The sweep detector's finds; on a frame smaller than `min_lines`, those of its upsampled copy, in
         the boxes of the every-frame detector (`cheap`) where it found the same face from the start score."""
         h, w = image.shape[:2]

@@ -34,8 +34,6 @@ from redactor_video.track.policy import POLICY
 EVERY = 3
 """Every how many frames a frame is measured."""
 MIN_VISIBLE = 0.7
-INPUT = 192
-"""Whole-frame BlazeFace's input, across the frame's long side."""
 SCENES = ((1, 480, 25, False, 23), (2, 480, 12, True, 30), (3, 540, 30, False, 30), (4, 576, 20, True, 23),
           (5, 720, 25, True, 28), (6, 1080, 15, False, 26), (7, 480, 28, False, 30), (8, 900, 8, True, 20))
 """Design scenes per preset: seed, height, fps, night IR, crf."""
@@ -82,9 +80,8 @@ def _record(found: dict, name: str, box: np.ndarray, score: float, faces: list, 
         x1, y1, x2, y2 = face.box
         if x1 <= centre[0] <= x2 and y1 <= centre[1] <= y2:
             width = max(x2 - x1, 1.0)
-            at_input = width * INPUT / long_side
-            small, large = POLICY.small_face * INPUT, POLICY.large_face * INPUT
-            size = "small" if at_input < small else "mid" if at_input < large else "large"
+            share = width / long_side
+            size = "small" if share < POLICY.small_face else "mid" if share < POLICY.large_face else "large"
             offset = float(np.hypot(centre[0] - (x1 + x2) / 2, centre[1] - (y1 + y2) / 2)) / width
             band = "faint" if score < start else "sure"
             found.setdefault((name, band, size), []).append((float(box[2] - box[0]) / width, offset))

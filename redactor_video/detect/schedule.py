@@ -150,7 +150,8 @@ def _covers(boxes: np.ndarray, finds: np.ndarray, iou: float = 0.3) -> np.ndarra
     rb = np.minimum(boxes[:, None, 2:], finds[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area = np.prod(finds[:, 2:] - finds[:, :2], axis=1)[None, :]
-    return ((inter > 0.5 * area) | (geometry.iou_matrix(boxes, finds) >= iou)).any(axis=0)
+    union = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)[:, None] + area - inter
+    return ((inter > 0.5 * area) | (inter >= iou * np.maximum(union, 1e-9))).any(axis=0)
 
 
 def boxes_from(found: Detections, native: Detections, iou: float = 0.3) -> Detections:

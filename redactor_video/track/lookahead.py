@@ -3,8 +3,9 @@
 A face is usually detectable only some frames after it enters the picture, and
 with sparse detection a track's box between two detections is a guess. Holding
 N frames lets us paint a new track's first box back over the frames before it
-(with a margin that grows with the time gap) and replace guesses between two
-detections with the interpolated box as well (both stay masked). A live
+(with a margin that grows with the time gap) and replace the guesses between
+two detections of one face with the line between them, grown by how far faces
+stray from a straight line (measured on real footage). A live
 stream releases frames early, often before the next detection: a guess that
 leaves that way also gets the last detected box grown by how far the face could
 have gone since, in any direction, since constant velocity is wrong for a face
@@ -63,6 +64,7 @@ class _Held:
         self.failure = failure
         # Tracks whose box here is a prediction: track id -> (index and box of its last detection, speed px/s).
         self.guessed: dict[int, tuple[int, np.ndarray, float]] = {}
+        self.predicted: dict[int, int] = {}  # track id -> where in `boxes` its predicted box is
         self.frame: Frame | PackedFrame = frame
 
     def add(self, owner: int, box: np.ndarray) -> None:
@@ -109,7 +111,9 @@ class LookAhead:
         slot = _Held(frame, failure=failure)
         self._small = self.policy.small_below(frame.width, frame.height)
         self._large = self.policy.large_from(frame.width, frame.height)
-        for box, tid in zip(tracked.xyxy, tracked.tracker_id):
+        for box, tid, coasting in zip(tracked.xyxy, tracked.tracker_id, tracked.predicted):
+            if coasting:
+                slot.predicted[int(tid)] = len(slot.boxes)
             slot.add(int(tid), box)
         for box, tid, coasting, n, velocity, age, first, weak in zip(
                 tracked.xyxy, tracked.tracker_id, tracked.predicted, tracked.hits, tracked.velocity, tracked.traced,
@@ -247,6 +251,10 @@ class LookAhead:
             self._paint_along(tid, *self._unpainted.pop(tid), until=since)
 
     def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
+        """Mask the frames between the track's last detection and this one along the line between the two. Where
+        one face could have made that move, the line replaces the forward prediction on the frames that have
+        one, grown by policy.margin_sigmas standard deviations of how far a face strays from a straight line
+        (policy.wander): with both ends known the face is far better placed than by extrapolating from one."""
         start, first = self._last_detected[tid]
         span = index - start
         if span <= 1:
@@ -255,9 +263,14 @@ class LookAhead:
         for slot in self._slots:
             if start < slot.index < index:
                 a = (slot.index - start) / span
-                slot.add(tid, first * (1 - a) + box * a)
-                if same_face:
-                    slot.guessed.pop(tid, None)
+                line = first * (1 - a) + box * a
+                if not (same_face and tid in slot.predicted):
+                    slot.add(tid, line)
+                    continue
+                m = self.policy.margin_sigmas * geometry.size(line) * math.sqrt(
+                    self.policy.wander * a * (1 - a) * span / self.fps)
+                slot.boxes[slot.predicted.pop(tid)] = line + np.array([-m, -m, m, m], np.float32)
+                slot.guessed.pop(tid, None)
 
     def _plausible(self, a: np.ndarray, b: np.ndarray, seconds: float) -> bool:
         """Whether one face could have gone from box a to box b in `seconds`. A tracker that swapped two

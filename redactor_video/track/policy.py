@@ -58,9 +58,15 @@ class TrackingPolicy:
     match_sigmas: float = _tunable(
         3.0, "standard deviations",
         "and further where the position is this uncertain: a fast face seen again after sparse detection")
-    coast_sigmas: float = _tunable(
+    margin_sigmas: float = _tunable(
         2.0, "standard deviations",
-        "a coasting track's box grows by this much of its position uncertainty, at most a face size")
+        "a box guessed between finds grows by this much of its position uncertainty (a coasting track's at most "
+        "a face size)")
+    wander: float = _tunable(
+        0.035, "face widths^2/s",
+        "how far a face strays from the straight line between two of its finds, as a random walk: on the real "
+        "design clips' hand-checked tracks the middle strays 0.027 face widths (rms) over 0.13 s, 0.061 over "
+        "0.53 s and 0.11 over 1.5 s, i.e. sqrt(wander x gap / 4)")
     walk_speed: float = _tunable(
         12.0, "face widths/s",
         "the fastest line of faint finds that starts a small face's track: 1.4 m/s is ~9 widths of a 15 cm face, "

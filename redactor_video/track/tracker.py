@@ -254,12 +254,12 @@ def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]],
 
 def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, policy: TrackingPolicy) -> np.ndarray:
     """A coasting track's mask: the predicted box, its size kept within policy.coast_growth times the last
-    detected box `seen`, grown by policy.coast_sigmas standard deviations of its centre estimate, at most that
+    detected box `seen`, grown by policy.margin_sigmas standard deviations of its centre estimate, at most that
     face size: beyond that a mask covers background, not the face, and the look-ahead's interpolation takes
     over."""
     size = np.asarray(box[2:] - box[:2], np.float32)
     last = np.asarray(seen[2:] - seen[:2], np.float32)
     half = np.clip(size, last / policy.coast_growth, last * policy.coast_growth) / 2
-    m = min(policy.coast_sigmas * sigma, float(max(last)))
+    m = min(policy.margin_sigmas * sigma, float(max(last)))
     centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
     return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

@@ -64,9 +64,9 @@ class TrackingPolicy:
         "a face size)")
     wander: float = _tunable(
         0.035, "face widths^2/s",
-        "how far a face strays from the straight line between two of its finds, as a random walk: on the real "
-        "design clips' hand-checked tracks the middle strays 0.027 face widths (rms) over 0.13 s, 0.061 over "
-        "0.53 s and 0.11 over 1.5 s, i.e. sqrt(wander x gap / 4)")
+        "how far a face strays from the straight line between two of its finds, as a random walk (the middle "
+        "sits sqrt(wander x gap / 4) off it): the real design clips' hand-checked tracks give 0.021-0.034 over "
+        "gaps of 0.16-1.5 s (python -m benchmarks.wander)")
     walk_speed: float = _tunable(
         12.0, "face widths/s",
         "the fastest line of faint finds that starts a small face's track: 1.4 m/s is ~9 widths of a 15 cm face, "

@@ -20,6 +20,7 @@ Run: python -m benchmarks.boxes [--real-dir ../shared/data/real] [--out-dir benc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import av
 import click
@@ -98,12 +99,18 @@ def table(found: dict[tuple[str, str, str], list[tuple[float, float]]]) -> str:
     return "\n".join(lines)
 
 
+def design_options(command: Callable) -> Callable:
+    """The options of a command measuring design material: where the real clips are, and where the synthetic
+    design scenes are rendered."""
+    command = click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+                           default=recall.REPO_ROOT / "benchmarks" / "out" / "boxes", show_default=True,
+                           help="Where the synthetic design scenes are rendered (and reused).")(command)
+    return click.option("--real-dir", type=click.Path(file_okay=False, path_type=Path), default=recall.REAL_DIR,
+                        show_default=True, help="The real clips and their ground truth.")(command)
+
+
 @click.command()
-@click.option("--real-dir", type=click.Path(file_okay=False, path_type=Path), default=recall.REAL_DIR,
-              show_default=True, help="The real clips and their ground truth.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=recall.REPO_ROOT / "benchmarks" / "out" / "boxes", show_default=True,
-              help="Where the synthetic design scenes are rendered (and reused).")
+@design_options
 def main(real_dir: Path, out_dir: Path) -> None:
     """Print how wide and how far off-centre each detector pass draws faces, on design material."""
     real = [(c.video, c.gt) for c in recall.real_clips(real_dir, [], "design")]

@@ -30,8 +30,8 @@ class EncodeSettings:
 
 def video_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """RGB pixels as a frame for an encoder that takes `pix_fmt`. To 4:2:0 OpenCV converts, with FFmpeg's
-    default matrix and range (BT.601, limited: luma within one level of FFmpeg's scaler), in a tenth of the
-    scaler's time (1.4 against 15.7 ms at 1080p, RESULTS.md): at 1080p a quarter of the thread that masks and
+    default matrix and range (BT.601, limited: luma within one level of FFmpeg's scaler), in a twentieth of the
+    scaler's time (0.65 against 13.77 ms at 1080p, RESULTS.md): at 1080p a quarter of the thread that masks and
     encodes, which sets the pace. Other formats go through FFmpeg's scaler."""
     if pix_fmt == "yuv420p":
         return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")

@@ -58,11 +58,10 @@ class KalmanBox:
     def update(self, box: np.ndarray, faint: bool = False) -> np.ndarray:
         """Correct with a detection. One further from the prediction than a face could have gone
         (jump_speed) restarts the estimate there, at rest: a jump is a face seen anew (a camera cut, a
-        looped clip, the tracker taking over a neighbour), and read as motion it would send the track's
-        prediction, and the mask that follows it, flying off at hundreds of pixels a second. A faint
-        detection (under the start score) that far off restarts nothing and is not folded in: its box
-        can sit a third of a face off, and one taken as a restart, with the next confident find then read
-        as motion, sent a lost 34 px face's mask off upwards at 235 px/s (walkers seed 28)."""
+        looped clip, the tracker taking over a neighbour), and read as motion it would send the prediction,
+        and the mask that follows it, flying off. A faint detection (under the start score) that far off
+        restarts nothing and is not folded in: its box can sit a third of a face off, and the next
+        confident find would then be read as motion."""
         z = xyxy_to_z(box)
         size = max(z[2], z[3], 4.0)
         jump = float(np.hypot(*(z[:2] - self.x[:2])))

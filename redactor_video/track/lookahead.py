@@ -5,34 +5,25 @@ with sparse detection a track's box between two detections is a guess. Holding
 N frames lets us paint a new track's first box back over the frames before it
 (with a margin that grows with the time gap) and replace the guesses between
 two detections of one face with the line between them, grown by how far faces
-stray from a straight line (measured on real footage). A live
-stream releases frames early, often before the next detection: a guess that
-leaves that way also gets the last detected box grown by how far the face could
-have gone since, in any direction, since constant velocity is wrong for a face
-that stops or turns back. (Doing the same for tracks lost for longer than a
-file's look-ahead cost 0.15-0.8 points of background on our clips.)
+stray from a straight line (measured on real footage). A live stream releases
+frames early, often before the next detection: a guess that leaves that way
+also gets the last detected box grown by how far the face could have gone
+since, in any direction, since constant velocity is wrong for a face that
+stops or turns back.
 
-A walker crosses up to ~9 face widths a second whatever the distance, so a
-small face, which only the periodic sweep can see, is often found only after
-walking a long way into the picture. The margin painted back at a track's
-start grows about one face width a second (more cost the background
-everywhere; RESULTS.md), far too slowly for that. Once a small face's track
-has a second detection a sweep period or so after its first, its motion is
-known: frames held from before its first detection get the first box moved
-back along that motion (with a margin growing half a face width a second), so
-the face is masked where it was, not only near where it was first found.
-A track the tracker starts from a line of faint finds comes with its motion
-and is painted back along it at once; one whose place earlier passes found
-faint comes with where that trace began, and is masked from there (the box
-interpolated between). Such a track, started by faint finds alone, is
-painted back only as far as its faint finds reach (and half a second more)
-until a confident find confirms it; then over every frame still held: a
-faint bottle on a panning shot, seen twice on a line, was otherwise masked
-3 s back. A faint find (under the start score) shortly after a confident one
-adds its box but does not replace the confident one as the start of the next
-interpolation: faint boxes can sit a third of a face off.
-Larger faces are found by the every-frame detector as soon as they show, and
-painting them back a whole second cost 0.4-0.8 points of background.
+A small face, which only the periodic sweep can see, is often found only after
+walking a long way into the picture, further than a margin growing about one
+face width a second reaches (a faster margin costs background everywhere).
+Once its track has a second detection far enough from its first to give its
+motion, the held frames before its first detection get the first box moved back
+along that motion. A track the tracker starts from a line of faint finds comes
+with its motion and is painted back along it at once; one whose place earlier
+passes found faint comes with where that trace began, and is masked from there.
+A track started by faint finds alone is painted back only as far as its faint
+finds reach (and policy.backfill more) until a confident find confirms it: a
+faint object seen twice on a line is no reason to mask seconds of footage.
+Large faces are found by the every-frame detector as soon as they show, so
+their first box goes back only policy.large_backfill.
 """
 
 from __future__ import annotations
@@ -197,9 +188,8 @@ class LookAhead:
     def _anchored(self, tid: int, index: int) -> bool:
         """Whether a faint detection of track `tid` on frame `index` should leave the track's last detection
         as it is: one that scored >= the start less than policy.anchor ago. Faint BlazeFace boxes can sit a
-        third of a face off it (walkers seed 17 IR: a 63 px face left clear 2 frames between two sweep finds
-        0.2 s apart); the line between the two confident finds is then drawn over the frames between them,
-        as well as each faint box."""
+        third of a face off; the line between the two confident finds is then drawn over the frames between
+        them, as well as each faint box."""
         return tid in self._strong and index - self._strong[tid] < self.policy.anchor * self.fps
 
     def _settle(self, slot: _Held) -> _Held:

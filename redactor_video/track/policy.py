@@ -43,7 +43,8 @@ class TrackingPolicy:
     same_size: float = _tunable(
         1.5, "x",
         "two finds (or a find and a box) within this factor of each other's size may be one face: faint finds "
-        "chained into a trace or a walking line, and the two ends of an interpolated gap")
+        "chained into a trace or a walking line, the two ends of an interpolated gap, and a coasting track's box "
+        "against its last find (a far face walking at the camera grows ~1.2 times in 2 s)")
     match_size: float = _tunable(
         2.0, "x the last detected size",
         "a track takes a find away from its box only within this factor of the face's last detected size: a "
@@ -102,10 +103,6 @@ class TrackingPolicy:
     chain_tolerance: float = _tunable(
         0.5, "face sizes",
         "how far the middle of three faint finds may sit off the straight, steady line through the others")
-    coast_growth: float = _tunable(
-        1.5, "x the last detected size",
-        "the most a coasting track's box may grow or shrink: a far face walking at the camera grows ~1.2 times in "
-        "2 s, and unbounded, a size trend read off two jittery finds made a 20 px face's mask 155 px wide")
     backfill: float = _tunable(
         0.5, "s",
         "how far back a new track's first box is painted before its motion is known (and a doubtful track's "

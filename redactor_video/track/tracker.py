@@ -41,29 +41,19 @@ class Tracker:
     frame_size: (width, height) of the frames, against which the policy's sizes
     are measured; policy: the tunables (track/policy.py).
 
-    Small faces (policy.small_face) are seen only by the periodic sweep, so the
-    tracker gives them more patience in three ways. A faint find that small that
-    two complete detection passes in a row report at the same place starts a
-    track: small faces half outside the frame or half hidden (behind a pole)
-    score under `high` for seconds; larger faint finds only extend tracks, since
-    at that size both detectors look and the faint ones that repeat are clutter
-    (repeated faint finds of any size changed 9.0% of a crowd clip's background
-    instead of 0.7%; below 48 px at 720p, no more than before: RESULTS.md). A
-    small faint find also starts a track when it extends a straight, steady line
-    (policy.chain_tolerance) through two earlier ones of its size within
-    policy.chain, at no more than policy.walk_speed: a distant walker in night-IR
-    noise scored 0.31-0.33 at three sweeps in 0.6 s before any find reached 0.5,
-    30 frames after it walked in. A new small track on such a line, faint or not,
-    starts with that motion, which the look-ahead paints back at once (only near
-    the faint finds until a confident find confirms a track they alone started).
-    And a small face's track found at least three times is held policy.small_hold
-    times `hold_seconds` (one found once or twice is held `hold_seconds`: a noise
-    patch the sweep scored 0.57 once held a mask for 2 s). Faint finds of any size
-    are remembered for policy.chain too: a new track whose place earlier passes
-    found faint (a chain back through them, each within a face size of the next)
-    reports how long ago and where that trace began, so the look-ahead masks the
-    face from there: a 52 px face crossed by another scored 0.27-0.36 for 0.8 s
-    before 0.86, and was left clear 8 frames.
+    Small faces (policy.small_face) are seen only by the periodic sweep and often
+    score under `high` for seconds (half hidden, half outside the frame, in
+    night-IR noise), so faint finds that small also start tracks: one that two
+    complete passes in a row report at the same place, and one that extends a
+    straight, steady line through two earlier ones at walking pace (the track
+    then starts with that motion, which the look-ahead paints back at once).
+    Larger faint finds only extend tracks: at that size both detectors look, and
+    the faint finds that repeat there are clutter (RESULTS.md). A small face's
+    track found policy.small_hold_finds times is held policy.small_hold times
+    longer. A new track of any size whose place earlier passes found faint (a
+    chain back through them, each near the next) reports where that trace began,
+    so the look-ahead masks the face from there, not only from its first
+    confident find.
     """
 
     def __init__(self, hold_seconds: float = 1.0, high: float = 0.5, low: float = 0.25,
@@ -204,10 +194,9 @@ class Tracker:
 
     def _associate(self, boxes: list[np.ndarray], tracks: list[_Track], dets: np.ndarray) -> list[tuple[int, int]]:
         """Optimal one-to-one matching; a far detection may still match a track whose position is uncertain
-        (a fast face seen again after sparse detection), within three standard deviations, if its size is
-        within a factor of 2 of the track's last detected box (not of the prediction, whose size drifts
-        while coasting: a 20 px face's track coasting 0.9 s took a faint 48 px find 140 px away and its
-        mask followed that clutter for 2 s)."""
+        (a fast face seen again after sparse detection), within policy.match_sigmas standard deviations, if
+        its size is within policy.match_size of the track's last detected box (not of the prediction, whose
+        size drifts while coasting)."""
         if not boxes or not len(dets):
             return []
         t = np.array(boxes, np.float32)
@@ -253,13 +242,13 @@ def _traced(box: np.ndarray, history: list[tuple[float, np.ndarray]],
 
 
 def _widen(box: np.ndarray, sigma: float, seen: np.ndarray, policy: TrackingPolicy) -> np.ndarray:
-    """A coasting track's mask: the predicted box, its size kept within policy.coast_growth times the last
+    """A coasting track's mask: the predicted box, its size kept within policy.same_size times the last
     detected box `seen`, grown by policy.margin_sigmas standard deviations of its centre estimate, at most that
     face size: beyond that a mask covers background, not the face, and the look-ahead's interpolation takes
     over."""
     size = np.asarray(box[2:] - box[:2], np.float32)
     last = np.asarray(seen[2:] - seen[:2], np.float32)
-    half = np.clip(size, last / policy.coast_growth, last * policy.coast_growth) / 2
+    half = np.clip(size, last / policy.same_size, last * policy.same_size) / 2
     m = min(policy.margin_sigmas * sigma, float(max(last)))
     centre = (np.asarray(box[:2], np.float32) + np.asarray(box[2:], np.float32)) / 2
     return np.concatenate([centre - half - m, centre + half + m]).astype(np.float32)

@@ -27,7 +27,7 @@ import click
 import numpy as np
 
 from benchmarks import recall
-from benchmarks.synth import BACKGROUNDS, GroundTruth
+from benchmarks.synth import GroundTruth
 from redactor_video.pipeline import Pipeline
 from redactor_video.settings import RedactSettings
 from redactor_video.track.policy import POLICY
@@ -42,15 +42,8 @@ SCENES = ((1, 480, 25, False, 23), (2, 480, 12, True, 30), (3, 540, 30, False, 3
 
 def design_scenes(out_dir: Path) -> list[tuple[Path, GroundTruth]]:
     """The synthetic design scenes, rendered into `out_dir` unless already there."""
-    scenes = []
-    for preset in recall.FRESH_PRESETS:
-        for seed, height, fps, ir, crf in SCENES:
-            conditions = {"preset": preset, "scene_seed": seed, "width": 2 * round(height * 16 / 9 / 2),
-                          "height": height, "fps": fps, "night_ir": ir,
-                          "background": BACKGROUNDS[seed % len(BACKGROUNDS)], "crf": crf}
-            clip = recall.render_fresh(len(scenes), conditions, out_dir)
-            scenes.append((clip.video, clip.gt))
-    return scenes
+    return [(clip.video, clip.gt) for clip in (recall.render_fresh(i, conditions, out_dir)
+                                                 for i, conditions in enumerate(recall.design_conditions(SCENES)))]
 
 
 def measure(clips: list[tuple[Path, GroundTruth]]) -> dict[tuple[str, str, str], list[tuple[float, float]]]:

@@ -292,6 +292,13 @@ def fresh_name(i: int, c: dict) -> str:
             f"_{'ir' if c['night_ir'] else 'colour'}_{c['background']}_crf{c['crf']}")
 
 
+def design_conditions(scenes: tuple[tuple[int, int, int, bool, int], ...]) -> list[dict]:
+    """The conditions of each fixed-seed design scene (seed, height, fps, night IR, crf) of each preset."""
+    return [{"preset": preset, "scene_seed": seed, "width": 2 * round(height * 16 / 9 / 2), "height": height,
+             "fps": fps, "night_ir": ir, "background": BACKGROUNDS[seed % len(BACKGROUNDS)], "crf": crf}
+            for preset in FRESH_PRESETS for seed, height, fps, ir, crf in scenes]
+
+
 def render_fresh(i: int, conditions: dict, out_dir: Path) -> Clip:
     """Render one drawn scene (validation material: its seed is new) and its exact ground truth. A scene
     already rendered under this name in `out_dir` is scored as it is: libx264 does not encode the same
@@ -383,6 +390,9 @@ def table(rows: list[dict]) -> str:
 @click.option("--fresh", type=click.IntRange(0), default=0, show_default=True, metavar="N",
               help="Also draw N synthetic scenes under random conditions (size, frame rate, colour or night IR, "
                    "background, crf) with new seeds, and score them the same way.")
+@click.option("--design-scenes", is_flag=True,
+              help="Also score the 16 fixed-seed synthetic design scenes (benchmarks/boxes.py's SCENES, crowd and "
+                   "walkers), labelled design: material a change may be chosen on.")
 @click.option("--seed", type=click.IntRange(0), default=None,
               help="Seed for --fresh [default: drawn from os.urandom and printed, so a run can be repeated].")
 @click.option("--redactor-args", default="", metavar="ARGS",
@@ -397,8 +407,9 @@ def table(rows: list[dict]) -> str:
               show_default=True, help="Folder of the real clips and their JSON boxes.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=OUT_DIR, show_default=True,
               help="Where the redacted copies (and fresh scenes) go.")
-def main(split: str, clip_names: tuple[str, ...], real: bool, fresh: int, seed: int | None, redactor_args: str,
-         no_deface: bool, control: bool, json_path: Path | None, real_dir: Path, out_dir: Path) -> None:
+def main(split: str, clip_names: tuple[str, ...], real: bool, fresh: int, design_scenes: bool, seed: int | None,
+         redactor_args: str, no_deface: bool, control: bool, json_path: Path | None, real_dir: Path,
+         out_dir: Path) -> None:
     """Score redactor and deface side by side on the real clips (and --fresh synthetic scenes): recall by face
     width, longest clear run, background changed, per clip and in total, each row labelled design or
     validation."""
@@ -406,6 +417,10 @@ def main(split: str, clip_names: tuple[str, ...], real: bool, fresh: int, seed: 
     clips = real_clips(real_dir, names, split) if real else []
     if fresh and split == "design":
         raise click.BadParameter("fresh scenes are validation material, never design", param_hint="--fresh")
+    if design_scenes:
+        from benchmarks.boxes import SCENES
+        clips += [dataclasses.replace(render_fresh(i, conditions, out_dir / "design"), split="design")
+                  for i, conditions in enumerate(design_conditions(SCENES))]
     if not clips and not fresh:
         raise click.ClickException(f"no clip of split {split!r}" + (f" among {', '.join(names)}" if names else ""))
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed

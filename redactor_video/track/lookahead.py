@@ -19,9 +19,9 @@ motion, the held frames before its first detection get the first box moved back
 along that motion. A track the tracker starts from a line of faint finds comes
 with its motion and is painted back along it at once; one whose place earlier
 passes found faint comes with where that trace began, and is masked from there.
-A track started by faint finds alone is painted back only as far as its faint
-finds reach (and policy.backfill more) until a confident find confirms it: a
-faint object seen twice on a line is no reason to mask seconds of footage.
+A track started by faint finds alone is painted back as far as one started by
+a confident find: holding its paint-back until a confident find lost small
+faces and saved little background (RESULTS.md).
 Large faces are found by the every-frame detector as soon as they show, so
 their first box goes back only policy.large_backfill.
 """
@@ -90,10 +90,6 @@ class LookAhead:
         self._last_detected: dict[int, tuple[int, np.ndarray]] = {}
         self._first: dict[int, tuple[int, np.ndarray]] = {}  # tracks whose motion is not yet painted back
         self._strong: dict[int, int] = {}  # track id -> frame of its last detection that scored >= the start
-        # Tracks started by faint finds and not yet found confidently -> the first frame their motion is painted
-        # back to, and what painting it further back would take.
-        self._doubtful: dict[int, int] = {}
-        self._unpainted: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}
 
     def push(self, frame: Frame, tracked: Tracks, failure: str = "") -> list[MaskPlan]:
         """Add one frame and its tracked boxes; return the plans of the frames that leave."""
@@ -118,8 +114,6 @@ class LookAhead:
             anchored = weak and self._anchored(tid, frame.index)
             if n == 1:
                 start, first = frame.index - int(round(age * self.fps)), np.asarray(first, np.float32)
-                if weak:
-                    self._doubtful[tid] = start - int(round(self.policy.backfill * self.fps))
                 self._backfill(tid, first, start)
                 if start < frame.index:
                     self._last_detected[tid] = (start, first)
@@ -136,13 +130,10 @@ class LookAhead:
                 self._last_detected[tid] = (frame.index, box)
             if not weak:
                 self._strong[tid] = frame.index
-                self._confirm(tid)
         live = set(slot.owners)
         self._last_detected = {k: v for k, v in self._last_detected.items() if k in live}
         self._first = {k: v for k, v in self._first.items() if k in live}
         self._strong = {k: v for k, v in self._strong.items() if k in live}
-        self._doubtful = {k: v for k, v in self._doubtful.items() if k in live}
-        self._unpainted = {k: v for k, v in self._unpainted.items() if k in live}
         self._slots.append(slot)
         ready = []
         while len(self._slots) > self.holds(frame):
@@ -181,8 +172,6 @@ class LookAhead:
         self._last_detected.clear()
         self._first.clear()
         self._strong.clear()
-        self._doubtful.clear()
-        self._unpainted.clear()
         return ready
 
     def _anchored(self, tid: int, index: int) -> bool:
@@ -218,27 +207,16 @@ class LookAhead:
         if self._plausible(first, box, span / self.fps):
             self._paint_along(tid, first, start, ((box[:2] + box[2:]) - (first[:2] + first[2:])) / 2 / span)
 
-    def _paint_along(self, tid: int, first: np.ndarray, start: int, step: np.ndarray, until: int | None = None) -> None:
-        """Paint box `first`, found on frame `start`, back over the held frames before it (and before `until`),
-        moving `step` px a frame (a track that starts with its motion known, from faint finds before it, is
-        painted at once); a doubtful track only as far back as its faint finds reach, the rest kept for later."""
-        since = self._doubtful.get(tid)
-        if since is not None:
-            self._unpainted[tid] = (first, start, step)
-        end = start if until is None else min(start, until)
+    def _paint_along(self, tid: int, first: np.ndarray, start: int, step: np.ndarray) -> None:
+        """Paint box `first`, found on frame `start`, back over the held frames before it, moving `step` px a
+        frame (a track that starts with its motion known, from faint finds before it, is painted at once)."""
         size = geometry.size(first)
         for slot in self._slots:
             back = start - slot.index
-            if slot.index < end and (since is None or slot.index >= since):
+            if slot.index < start:
                 m = self.policy.paint_speed * size * back / self.fps
                 shift = -step * back
                 slot.add(tid, first + np.array([shift[0] - m, shift[1] - m, shift[0] + m, shift[1] + m], np.float32))
-
-    def _confirm(self, tid: int) -> None:
-        """A confident find of a doubtful track: paint its motion back over the held frames it skipped."""
-        since = self._doubtful.pop(tid, None)
-        if since is not None and tid in self._unpainted:
-            self._paint_along(tid, *self._unpainted.pop(tid), until=since)
 
     def _interpolate(self, tid: int, box: np.ndarray, index: int) -> None:
         """Mask the frames between the track's last detection and this one along the line between the two. Where

@@ -106,8 +106,7 @@ class TrackingPolicy:
         "how far the middle of three faint finds may sit off the straight, steady line through the others")
     backfill: float = _tunable(
         0.5, "s",
-        "how far back a new track's first box is painted before its motion is known (and a doubtful track's "
-        "motion past its faint finds)")
+        "how far back a new track's first box is painted before its motion is known")
     large_backfill: float = _tunable(
         0.2, "s",
         "the same for a large face: half a second around faces that appear mid-picture changed 1.1-1.4% of two "

@@ -35,15 +35,12 @@ from redactor_video.track.policy import POLICY
 EVERY = 3
 """Every how many frames a frame is measured."""
 MIN_VISIBLE = 0.7
-SCENES = ((1, 480, 25, False, 23), (2, 480, 12, True, 30), (3, 540, 30, False, 30), (4, 576, 20, True, 23),
-          (5, 720, 25, True, 28), (6, 1080, 15, False, 26), (7, 480, 28, False, 30), (8, 900, 8, True, 20))
-"""Design scenes per preset: seed, height, fps, night IR, crf."""
 
 
 def design_scenes(out_dir: Path) -> list[tuple[Path, GroundTruth]]:
     """The synthetic design scenes, rendered into `out_dir` unless already there."""
-    return [(clip.video, clip.gt) for clip in (recall.render_fresh(i, conditions, out_dir)
-                                                 for i, conditions in enumerate(recall.design_conditions(SCENES)))]
+    clips = [recall.render_fresh(i, conditions, out_dir) for i, conditions in enumerate(recall.design_conditions())]
+    return [(clip.video, clip.gt) for clip in clips]
 
 
 def measure(clips: list[tuple[Path, GroundTruth]]) -> dict[tuple[str, str, str], list[tuple[float, float]]]:

@@ -292,11 +292,16 @@ def fresh_name(i: int, c: dict) -> str:
             f"_{'ir' if c['night_ir'] else 'colour'}_{c['background']}_crf{c['crf']}")
 
 
-def design_conditions(scenes: tuple[tuple[int, int, int, bool, int], ...]) -> list[dict]:
-    """The conditions of each fixed-seed design scene (seed, height, fps, night IR, crf) of each preset."""
+DESIGN_SCENES = ((1, 480, 25, False, 23), (2, 480, 12, True, 30), (3, 540, 30, False, 30), (4, 576, 20, True, 23),
+                 (5, 720, 25, True, 28), (6, 1080, 15, False, 26), (7, 480, 28, False, 30), (8, 900, 8, True, 20))
+"""The fixed-seed synthetic design scenes of each preset: seed, height, fps, night IR, crf."""
+
+
+def design_conditions() -> list[dict]:
+    """The conditions of every fixed-seed design scene (DESIGN_SCENES of each preset)."""
     return [{"preset": preset, "scene_seed": seed, "width": 2 * round(height * 16 / 9 / 2), "height": height,
              "fps": fps, "night_ir": ir, "background": BACKGROUNDS[seed % len(BACKGROUNDS)], "crf": crf}
-            for preset in FRESH_PRESETS for seed, height, fps, ir, crf in scenes]
+            for preset in FRESH_PRESETS for seed, height, fps, ir, crf in DESIGN_SCENES]
 
 
 def render_fresh(i: int, conditions: dict, out_dir: Path) -> Clip:
@@ -391,8 +396,8 @@ def table(rows: list[dict]) -> str:
               help="Also draw N synthetic scenes under random conditions (size, frame rate, colour or night IR, "
                    "background, crf) with new seeds, and score them the same way.")
 @click.option("--design-scenes", is_flag=True,
-              help="Also score the 16 fixed-seed synthetic design scenes (benchmarks/boxes.py's SCENES, crowd and "
-                   "walkers), labelled design: material a change may be chosen on.")
+              help="Also score the 16 fixed-seed synthetic design scenes (crowd and walkers, seeds 1-8, "
+                   "480p-1080p, 8-30 fps), labelled design: material a change may be chosen on.")
 @click.option("--seed", type=click.IntRange(0), default=None,
               help="Seed for --fresh [default: drawn from os.urandom and printed, so a run can be repeated].")
 @click.option("--redactor-args", default="", metavar="ARGS",
@@ -418,9 +423,8 @@ def main(split: str, clip_names: tuple[str, ...], real: bool, fresh: int, design
     if fresh and split == "design":
         raise click.BadParameter("fresh scenes are validation material, never design", param_hint="--fresh")
     if design_scenes:
-        from benchmarks.boxes import SCENES
         clips += [dataclasses.replace(render_fresh(i, conditions, out_dir / "design"), split="design")
-                  for i, conditions in enumerate(design_conditions(SCENES))]
+                  for i, conditions in enumerate(design_conditions())]
     if not clips and not fresh:
         raise click.ClickException(f"no clip of split {split!r}" + (f" among {', '.join(names)}" if names else ""))
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed

@@ -35,15 +35,20 @@ GAPS = (0.13, 0.27, 0.4, 0.53, 0.67, 0.8, 1.07, 1.33, 1.47, 1.8, 2.0)
 """Gaps between the two outer sightings, in seconds (rounded to whole frames of each clip)."""
 
 
+def sightings(clip: recall.Clip) -> list[dict[int, np.ndarray]]:
+    """Per hand-checked track of `clip`: frame -> (centre x, centre y, face width) where it is seen (vis >= 0.7)."""
+    return [{int(f): np.array([(x1 + x2) / 2, (y1 + y2) / 2, width])
+             for f, x1, y1, x2, y2, vis, width in track.frames if vis >= recall.MIN_VISIBLE}
+            for track in clip.gt.tracks]
+
+
 def strays(clips: list[recall.Clip], gap: float) -> tuple[np.ndarray, np.ndarray]:
     """For every middle sighting at about `gap` apart: its offset from the line per axis, in face widths, and
     the gap in seconds it was measured over (whole frames of its clip)."""
     offsets, seconds = [], []
     for clip in clips:
         half = max(1, round(gap * clip.gt.fps / 2))
-        for track in clip.gt.tracks:
-            seen = {int(f): np.array([(x1 + x2) / 2, (y1 + y2) / 2, width])
-                    for f, x1, y1, x2, y2, vis, width in track.frames if vis >= recall.MIN_VISIBLE}
+        for seen in sightings(clip):
             for f, a in seen.items():
                 if f + half in seen and f + 2 * half in seen:
                     b, c = seen[f + half], seen[f + 2 * half]
@@ -57,9 +62,7 @@ def speeds(clips: list[recall.Clip], gap: float) -> np.ndarray:
     out = []
     for clip in clips:
         step = max(1, round(gap * clip.gt.fps))
-        for track in clip.gt.tracks:
-            seen = {int(f): np.array([(x1 + x2) / 2, (y1 + y2) / 2, width])
-                    for f, x1, y1, x2, y2, vis, width in track.frames if vis >= recall.MIN_VISIBLE}
+        for seen in sightings(clip):
             out += [float(np.hypot(*(seen[f + step][:2] - a[:2]))) / ((a[2] + seen[f + step][2]) / 2)
                     / (step / clip.gt.fps) for f, a in seen.items() if f + step in seen]
     return np.array(out)
@@ -76,9 +79,7 @@ def overshoots(clips: list[recall.Clip], seen_over: float, ahead: float) -> np.n
     out = []
     for clip in clips:
         back, forward = max(1, round(seen_over * clip.gt.fps)), max(1, round(ahead * clip.gt.fps))
-        for track in clip.gt.tracks:
-            seen = {int(f): np.array([(x1 + x2) / 2, (y1 + y2) / 2, width])
-                    for f, x1, y1, x2, y2, vis, width in track.frames if vis >= recall.MIN_VISIBLE}
+        for seen in sightings(clip):
             for f, a in seen.items():
                 b, c = seen.get(f + back), seen.get(f + back + forward)
                 if b is not None and c is not None:
